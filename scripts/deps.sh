@@ -1,0 +1,41 @@
+# Sourced by the demo and the test runner: installs what is missing on a
+# Debian machine (apt packages, then npm packages), and nothing else.
+# Usage: ensure_deps [extra apt packages...]
+
+apt_packages=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libfmt-dev libssl-dev
+              g++ make pkg-config)
+
+ensure_deps() {
+    local wanted=("${apt_packages[@]}" "$@") missing=() pkg
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "missing packages: ${missing[*]} (run as root, or install them)" >&2
+            return 1
+        fi
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! command -v node >/dev/null; then
+        echo "node (20 or later) is required" >&2
+        return 1
+    fi
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ]; then
+        echo "installing npm packages"
+        (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+# Builds the extension and installs it into the PostgreSQL found by pg_config.
+build_and_install() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    make -C "$root" -j"$(nproc)" -s
+    make -C "$root" -s install >/dev/null
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every test: unit tests (googletest, through ctest), the SQL surface
+# (pg_regress on a temporary instance) and end-to-end delivery (node:test,
+# real clusters, the real worker, real HTTP receivers on loopback).
+# Installs what is missing first. Ends with one line "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source scripts/deps.sh
+ensure_deps cmake libgtest-dev libbenchmark-dev python3 || exit 1
+export PATH="$(pg_config --bindir):$PATH"
+
+build_and_install || { echo "build failed"; exit 1; }
+
+passed=0 failed=0 log=$(mktemp)
+count() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+# Runs a suite with its output shown and kept in $log; sets $rc.
+suite() { echo "== $1"; shift; "$@" >"$log" 2>&1; rc=$?; cat "$log"; }
+
+build_unit() {
+    cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+        cmake --build build/unit -j"$(nproc)" >/dev/null && cd build/unit && ctest --output-on-failure
+}
+suite "unit tests (src/core, src/http)" bash -c "$(declare -f build_unit); build_unit"
+line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
+total=$(sed -nE 's/.* out of ([0-9]+).*/\1/p' <<<"$line"); bad=$(sed -nE 's/.* ([0-9]+) tests failed.*/\1/p' <<<"$line")
+[ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
+count "$(( ${total:-0} - ${bad:-0} ))" "${bad:-0}"
+
+suite "pg_regress (sql/, expected/)" test/regress.sh
+ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok [0-9]+ ' "$log" || true)
+bad=$(grep -cE 'FAILED|^not ok ' "$log" || true)
+[ "$rc" = 0 ] || [ "$bad" -gt 0 ] || bad=1
+count "$ok" "$bad"
+
+suite "end-to-end (test/e2e)" node --test --test-concurrency=1 test/e2e/
+ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)
+[ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
+count "${ok:-0}" "${bad:-0}"
+
+rm -f "$log"
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,95 @@
+-- outbox.enqueue(): what it writes, what it refuses, and that refusals write
+-- nothing. outbox.url is not set here, so deliveries stay pending.
+SELECT outbox.enqueue('order.created', '{"id": 42, "total": 9.5}', key => 'order-42') IS NOT NULL AS enqueued;
+
+SELECT e.topic, e.key, e.payload, e.headers, d.endpoint_id, d.state, d.attempts, d.key AS delivery_key,
+       d.seq = e.seq AS same_seq
+FROM outbox.events e JOIN outbox.deliveries d ON d.event_id = e.id;
+
+-- Ids are UUIDv7 (time-ordered) and returned as the webhook-id.
+SELECT uuid_send(id)::text ~ '^\\x[0-9a-f]{12}7' AS is_v7 FROM outbox.events;
+
+-- Headers are stored; {} means none.
+SELECT outbox.enqueue('order.created', '{}', headers => '{"x-tenant": "acme", "X-Trace": "abc"}') IS NOT NULL;
+SELECT outbox.enqueue('order.created', '{}', headers => '{}') IS NOT NULL;
+SELECT headers FROM outbox.events ORDER BY seq OFFSET 1;
+
+-- Idempotent enqueue: an existing event_id returns that id, writes nothing.
+SELECT outbox.enqueue('invoice.paid', '{"n": 1}', event_id => '01890a5d-ac96-774b-bcce-b302099a8057');
+SELECT outbox.enqueue('invoice.changed', '{"n": 2}', event_id => '01890a5d-ac96-774b-bcce-b302099a8057');
+SELECT topic, payload FROM outbox.events WHERE id = '01890a5d-ac96-774b-bcce-b302099a8057';
+SELECT count(*) FROM outbox.deliveries WHERE event_id = '01890a5d-ac96-774b-bcce-b302099a8057';
+
+-- A rolled-back transaction leaves nothing; so does a rolled-back savepoint.
+BEGIN;
+SELECT outbox.enqueue('rolled.back', '{}') IS NOT NULL;
+ROLLBACK;
+BEGIN;
+SELECT outbox.enqueue('kept', '{}') IS NOT NULL;
+SAVEPOINT s;
+SELECT outbox.enqueue('rolled.back', '{}') IS NOT NULL;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT topic, count(*) FROM outbox.events WHERE topic IN ('rolled.back', 'kept') GROUP BY topic;
+
+-- Topic boundaries: 255 characters pass, and the allowed punctuation.
+SELECT outbox.enqueue(repeat('t', 255), '{}') IS NOT NULL AS long_topic_ok;
+SELECT outbox.enqueue('A1.b_c:d-e', '{}') IS NOT NULL AS punctuation_ok;
+
+-- Everything below is refused, with a message and a hint.
+SELECT count(*) AS events_before FROM outbox.events \gset
+SELECT outbox.enqueue(NULL, '{}');
+SELECT outbox.enqueue('', '{}');
+SELECT outbox.enqueue('bad topic!', '{}');
+SELECT outbox.enqueue('.leading', '{}');
+SELECT outbox.enqueue(repeat('t', 256), '{}');
+SELECT outbox.enqueue('ok', NULL);
+SELECT outbox.enqueue('ok', '{}', key => '');
+SELECT outbox.enqueue('ok', '{}', key => repeat('k', 1025));
+SELECT outbox.enqueue('ok', '{}', headers => '[1, 2]');
+SELECT outbox.enqueue('ok', '{}', headers => '"x-a: b"');
+SELECT outbox.enqueue('ok', '{}', headers => '{"x-a": 1}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"x-a": {"b": "c"}}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"bad name": "v"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"": "v"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"x-a": "line\r\nInjected: yes"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"x-a": "line\nbreak"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"webhook-id": "forged"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"Webhook-Signature": "v1,forged"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"Content-Type": "text/plain"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"content-length": "1"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"Host": "internal"}');
+SELECT outbox.enqueue('ok', '{}', headers => '{"transfer-encoding": "chunked"}');
+SET outbox.max_payload_size = 64;
+SELECT outbox.enqueue('ok', jsonb_build_object('data', repeat('x', 100)));
+SELECT length(jsonb_build_object('d', repeat('x', 55))::text) AS bytes,
+       outbox.enqueue('ok', jsonb_build_object('d', repeat('x', 55))) IS NOT NULL AS at_the_limit_ok;
+RESET outbox.max_payload_size;
+-- Only the call at the limit wrote anything.
+SELECT count(*) - :events_before AS new_events FROM outbox.events;
+
+-- The SQLSTATE of each kind of refusal.
+CREATE FUNCTION pg_temp.sqlstate_of(topic text, payload jsonb, key text DEFAULT NULL, headers jsonb DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM outbox.enqueue(topic, payload, key, headers);
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END
+$$;
+SET outbox.max_payload_size = 64;
+SELECT pg_temp.sqlstate_of(NULL, '{}') AS null_topic,
+       pg_temp.sqlstate_of('', '{}') AS empty_topic,
+       pg_temp.sqlstate_of('a b', '{}') AS bad_topic,
+       pg_temp.sqlstate_of('ok', NULL) AS null_payload,
+       pg_temp.sqlstate_of('ok', jsonb_build_object('d', repeat('x', 100))) AS large_payload,
+       pg_temp.sqlstate_of('ok', '{}', headers => '[]') AS headers_not_object,
+       pg_temp.sqlstate_of('ok', '{}', headers => '{"x": "a\nb"}') AS header_crlf,
+       pg_temp.sqlstate_of('ok', '{}', headers => '{"webhook-id": "x"}') AS reserved_header;
+RESET outbox.max_payload_size;
+
+-- Every row has its delivery for the default endpoint, pending.
+SELECT count(*) AS events, (SELECT count(*) FROM outbox.deliveries) AS deliveries,
+       (SELECT count(*) FROM outbox.deliveries WHERE state = 'pending' AND endpoint_id = 0) AS pending
+FROM outbox.events;

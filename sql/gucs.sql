@@ -1,0 +1,50 @@
+-- The outbox.* settings: defaults, units, validation, and who may see or
+-- change what.
+SELECT name, setting, unit, context, vartype
+FROM pg_settings
+WHERE name LIKE 'outbox.%'
+ORDER BY name;
+
+-- Units as PostgreSQL shows them.
+SHOW outbox.request_timeout;
+SHOW outbox.retry_max;
+SHOW outbox.retention;
+SHOW outbox.max_payload_size;
+
+-- Invalid values are refused with a clear message (ALTER SYSTEM runs the
+-- same checks as postgresql.conf) and nothing is written.
+ALTER SYSTEM SET outbox.url = 'ftp://example.com/hook';
+ALTER SYSTEM SET outbox.url = 'http://exa mple.com/';
+ALTER SYSTEM SET outbox.secret = 'not-a-secret';
+ALTER SYSTEM SET outbox.secret = 'whsec_***';
+ALTER SYSTEM SET outbox.allowed_networks = '127.0.0.1/33';
+ALTER SYSTEM SET outbox.allowed_networks = 'localhost';
+ALTER SYSTEM SET outbox.batch_size = 0;
+ALTER SYSTEM SET outbox.request_timeout = '-1s';
+ALTER SYSTEM SET outbox.poll_interval = 'soon';
+ALTER SYSTEM SET outbox.channel = '';
+ALTER SYSTEM SET outbox.paused = 'perhaps';
+ALTER SYSTEM SET outbox.max_attempts = 0;
+SET outbox.notify_on_enqueue = 'maybe';
+
+-- Server-wide settings cannot be changed in a session.
+SET outbox.paused = on;
+SET outbox.workers = 4;
+
+-- The secret is for superusers only.
+CREATE ROLE regress_outbox_user LOGIN;
+SET ROLE regress_outbox_user;
+SHOW outbox.secret;
+SELECT count(*) AS visible_secret_rows FROM pg_settings WHERE name = 'outbox.secret';
+SELECT current_setting('outbox.secret');
+
+-- Users may lower max_payload_size for their session, not raise it.
+SET outbox.max_payload_size = '1kB';
+SHOW outbox.max_payload_size;
+SET outbox.max_payload_size = '2MB';
+RESET outbox.max_payload_size;
+RESET ROLE;
+SET outbox.max_payload_size = '2MB';
+SHOW outbox.max_payload_size;
+RESET outbox.max_payload_size;
+DROP ROLE regress_outbox_user;

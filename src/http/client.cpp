@@ -1,0 +1,322 @@
+#include "client.hpp"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace outbox::http {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One transfer: everything libcurl points into must live here until the
+// transfer is finished.
+struct Transfer {
+    CURL* easy = nullptr;
+    curl_slist* headers = nullptr;
+    Request request;
+    Response response;
+    const Options* options = nullptr;
+    SteadyClock::time_point started;
+    std::size_t bytes_read = 0;
+    bool cut_off = false;       // stopped reading at max_read
+    std::string refused_reason; // set by the address guard
+    char error_buffer[CURL_ERROR_SIZE] = {0};
+};
+
+bool iequals_prefix(const char* data, std::size_t len, std::string_view prefix) {
+    if (len < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); i++) {
+        char c = data[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != prefix[i]) return false;
+    }
+    return true;
+}
+
+std::string trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
+    return std::string(s);
+}
+
+size_t on_body(char* data, size_t size, size_t nmemb, void* userdata) noexcept {
+    auto* t = static_cast<Transfer*>(userdata);
+    size_t len = size * nmemb;
+    t->bytes_read += len;
+    if (t->response.body.size() < t->options->max_body) {
+        size_t keep = std::min(len, t->options->max_body - t->response.body.size());
+        try {
+            t->response.body.append(data, keep);
+        } catch (...) {
+            return 0;
+        }
+    }
+    if (t->bytes_read > t->options->max_read) {
+        t->cut_off = true;
+        return 0;  // enough: the status is what matters
+    }
+    return len;
+}
+
+size_t on_header(char* data, size_t size, size_t nmemb, void* userdata) noexcept {
+    auto* t = static_cast<Transfer*>(userdata);
+    size_t len = size * nmemb;
+    try {
+        if (iequals_prefix(data, len, "http/")) {
+            t->response.retry_after.clear();  // a new (possibly interim) response begins
+        } else if (iequals_prefix(data, len, "retry-after:")) {
+            t->response.retry_after = trim(std::string_view(data + 12, len - 12));
+        }
+    } catch (...) {
+        return 0;
+    }
+    return len;
+}
+
+// The address guard: every address libcurl is about to connect to.
+curl_socket_t on_open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address) noexcept {
+    auto* t = static_cast<Transfer*>(clientp);
+    if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+    auto ip = core::IpAddress::from_sockaddr(&address->addr);
+    if (!ip) {
+        t->refused_reason = "refused to connect: unknown address family";
+        return CURL_SOCKET_BAD;
+    }
+    if (!core::address_allowed(*ip, t->options->allowed_networks)) {
+        try {
+            auto range = core::special_range(*ip);
+            t->refused_reason = fmt::format(
+                "refused to connect to {}: {} address; add it to outbox.allowed_networks to allow it",
+                ip->to_string(), range ? *range : "special-purpose");
+        } catch (...) {
+            t->refused_reason = "refused to connect: address not allowed";
+        }
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+std::string describe_error(CURLcode code, const Transfer& t) {
+    if (code == CURLE_OPERATION_TIMEDOUT)
+        return fmt::format("timeout after {} ms", t.request.timeout.count());
+    std::string detail = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
+    switch (code) {
+        case CURLE_COULDNT_CONNECT: return fmt::format("connection failed: {}", detail);
+        case CURLE_COULDNT_RESOLVE_HOST: return fmt::format("could not resolve host: {}", detail);
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CONNECT_ERROR: return fmt::format("TLS error: {}", detail);
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING: return fmt::format("connection error: {}", detail);
+        case CURLE_UNSUPPORTED_PROTOCOL: return fmt::format("unsupported URL scheme: {}", detail);
+        case CURLE_URL_MALFORMAT: return fmt::format("malformed URL: {}", detail);
+        default: return detail;
+    }
+}
+
+}  // namespace
+
+struct Client::Impl {
+    Options options;
+    CURLM* multi = nullptr;
+    int epoll_fd = -1;
+    std::optional<SteadyClock::time_point> deadline;  // libcurl's timer
+    std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
+    std::vector<CURL*> idle_handles;
+    std::vector<Response> completed;
+
+    static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) noexcept {
+        auto* self = static_cast<Impl*>(userp);
+        epoll_event ev{};
+        ev.data.fd = s;
+        if (what == CURL_POLL_REMOVE) {
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, s, nullptr);
+            return 0;
+        }
+        ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+        if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, s, &ev) != 0)
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, s, &ev);
+        return 0;
+    }
+
+    static int on_timer(CURLM*, long timeout_ms, void* userp) noexcept {
+        auto* self = static_cast<Impl*>(userp);
+        if (timeout_ms < 0) self->deadline.reset();
+        else self->deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+        return 0;
+    }
+
+    void finish(CURL* easy, CURLcode code) {
+        auto it = active.find(easy);
+        if (it == active.end()) return;
+        std::unique_ptr<Transfer> t = std::move(it->second);
+        active.erase(it);
+        curl_multi_remove_handle(multi, easy);
+        Response& r = t->response;
+        r.duration = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t->started);
+        long status = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && t->cut_off && status > 0)) {
+            r.status = status;
+        } else if (!t->refused_reason.empty()) {
+            r.status = 0;
+            r.refused = true;
+            r.error = t->refused_reason;
+        } else {
+            r.status = 0;
+            r.error = describe_error(code, *t);
+        }
+        if (t->headers) curl_slist_free_all(t->headers);
+        completed.push_back(std::move(r));
+        curl_easy_reset(easy);
+        idle_handles.push_back(easy);
+    }
+
+    void drain_messages() {
+        int left = 0;
+        while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+            if (msg->msg == CURLMSG_DONE) finish(msg->easy_handle, msg->data.result);
+        }
+    }
+};
+
+Client::Client(Options options) : impl_(std::make_unique<Impl>()) {
+    static const bool global_init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+    if (!global_init) throw std::runtime_error("libcurl initialisation failed");
+    impl_->options = std::move(options);
+    impl_->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (impl_->epoll_fd < 0) throw std::runtime_error("epoll_create1 failed");
+    impl_->multi = curl_multi_init();
+    if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+    curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+    curl_multi_setopt(impl_->multi, CURLMOPT_SOCKETDATA, impl_.get());
+    curl_multi_setopt(impl_->multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+    curl_multi_setopt(impl_->multi, CURLMOPT_TIMERDATA, impl_.get());
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, impl_->options.max_connections);
+}
+
+Client::~Client() {
+    for (auto& [easy, t] : impl_->active) {
+        curl_multi_remove_handle(impl_->multi, easy);
+        curl_easy_cleanup(easy);
+        if (t->headers) curl_slist_free_all(t->headers);
+    }
+    for (CURL* easy : impl_->idle_handles) curl_easy_cleanup(easy);
+    if (impl_->multi) curl_multi_cleanup(impl_->multi);
+    if (impl_->epoll_fd >= 0) close(impl_->epoll_fd);
+}
+
+void Client::set_options(Options options) {
+    impl_->options = std::move(options);
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, impl_->options.max_connections);
+}
+
+void Client::start(Request request) {
+    CURL* easy = nullptr;
+    if (!impl_->idle_handles.empty()) {
+        easy = impl_->idle_handles.back();
+        impl_->idle_handles.pop_back();
+    } else {
+        easy = curl_easy_init();
+        if (!easy) throw std::runtime_error("curl_easy_init failed");
+    }
+    auto t = std::make_unique<Transfer>();
+    t->easy = easy;
+    t->request = std::move(request);
+    t->response.tag = t->request.tag;
+    // Options are copied per transfer's lifetime by pointer: set_options()
+    // replaces impl_->options, so keep a copy for transfers in flight.
+    t->options = &impl_->options;
+    for (const std::string& line : t->request.headers) {
+        curl_slist* next = curl_slist_append(t->headers, line.c_str());
+        if (!next) throw std::runtime_error("out of memory building headers");
+        t->headers = next;
+    }
+    const Options& o = impl_->options;
+    curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, t->request.body.data());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.body.size()));
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(t->request.timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(t->request.connect_timeout.count()));
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!o.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, o.ca_file.c_str());
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, o.user_agent.c_str());
+    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+    t->started = SteadyClock::now();
+    Transfer* raw = t.get();
+    impl_->active.emplace(easy, std::move(t));
+    CURLMcode rc = curl_multi_add_handle(impl_->multi, easy);
+    if (rc != CURLM_OK) {
+        raw->error_buffer[0] = '\0';
+        impl_->finish(easy, CURLE_FAILED_INIT);
+    }
+}
+
+std::size_t Client::in_flight() const noexcept { return impl_->active.size(); }
+
+int Client::fd() const noexcept { return impl_->epoll_fd; }
+
+std::optional<std::chrono::milliseconds> Client::timeout() const {
+    if (impl_->active.empty() && impl_->completed.empty()) return std::nullopt;
+    if (!impl_->completed.empty()) return std::chrono::milliseconds(0);
+    if (!impl_->deadline) return std::nullopt;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(*impl_->deadline - SteadyClock::now());
+    return std::max(left, std::chrono::milliseconds(0));
+}
+
+void Client::perform() {
+    epoll_event events[64];
+    int running = 0;
+    for (;;) {
+        int n = epoll_wait(impl_->epoll_fd, events, 64, 0);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++) {
+            int mask = 0;
+            if (events[i].events & EPOLLIN) mask |= CURL_CSELECT_IN;
+            if (events[i].events & EPOLLOUT) mask |= CURL_CSELECT_OUT;
+            if (events[i].events & (EPOLLERR | EPOLLHUP)) mask |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(impl_->multi, events[i].data.fd, mask, &running);
+        }
+        impl_->drain_messages();
+        if (n < 64) break;
+    }
+    if (impl_->deadline && SteadyClock::now() >= *impl_->deadline) {
+        impl_->deadline.reset();
+        curl_multi_socket_action(impl_->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    impl_->drain_messages();
+}
+
+std::vector<Response> Client::take_completed() {
+    std::vector<Response> out;
+    out.swap(impl_->completed);
+    return out;
+}
+
+}  // namespace outbox::http

@@ -1,0 +1,203 @@
+// outbox.enqueue(topic, payload, key, headers, event_id) RETURNS uuid
+//
+// Validates everything first, then writes the event and its delivery rows in
+// one statement, so that bad input never half-applies. After the caller's
+// transaction commits, a transaction callback (module.cpp) wakes the workers.
+#include "pg/enqueue.hpp"
+
+#include "core/error.hpp"
+#include "core/headers.hpp"
+#include "core/uuid.hpp"
+#include "core/validate.hpp"
+#include "pg/gucs.hpp"
+#include "pg/guard.hpp"
+
+extern "C" {
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+}
+
+#include <fmt/format.h>
+
+#include <string_view>
+#include <vector>
+
+namespace outbox::pg {
+
+namespace {
+
+bool wake_on_commit = false;
+
+using core::InvalidInput;
+
+std::string_view text_view(const text* t) {
+    return {VARDATA_ANY(t), static_cast<size_t>(VARSIZE_ANY_EXHDR(t))};
+}
+
+// One header of the headers argument, pointing into the jsonb value.
+struct RawHeader {
+    const char* name;
+    int name_len;
+    const char* value;  // nullptr when the value is not a JSON string
+    int value_len;
+};
+
+enum class HeadersShape { Object, NotObject };
+
+// PostgreSQL-only: walks the top level of a jsonb object. Values that are not
+// strings are returned with value == nullptr.
+HeadersShape collect_headers(Jsonb* headers, RawHeader** out, int* count) {
+    *count = 0;
+    if (!JB_ROOT_IS_OBJECT(headers)) return HeadersShape::NotObject;
+    int capacity = JB_ROOT_COUNT(headers);
+    *out = static_cast<RawHeader*>(palloc0(sizeof(RawHeader) * (capacity > 0 ? capacity : 1)));
+    JsonbIterator* it = JsonbIteratorInit(&headers->root);
+    JsonbValue v;
+    JsonbIteratorToken token;
+    RawHeader* current = nullptr;
+    while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
+        if (token == WJB_KEY) {
+            current = &(*out)[(*count)++];
+            current->name = v.val.string.val;
+            current->name_len = v.val.string.len;
+        } else if (token == WJB_VALUE && current != nullptr) {
+            if (v.type == jbvString) {
+                current->value = v.val.string.val;
+                current->value_len = v.val.string.len;
+            }
+            current = nullptr;
+        }
+    }
+    return HeadersShape::Object;
+}
+
+void validate_headers(Jsonb* headers) {
+    RawHeader* raw = nullptr;
+    int count = 0;
+    HeadersShape shape = pg_call([&] { return collect_headers(headers, &raw, &count); });
+    if (shape == HeadersShape::NotObject)
+        throw InvalidInput(InvalidInput::Kind::InvalidValue, "headers must be a JSON object",
+                           {}, "Pass headers as {\"name\": \"value\", ...}.");
+    for (int i = 0; i < count; i++) {
+        std::string_view name(raw[i].name, raw[i].name_len);
+        if (raw[i].value == nullptr)
+            throw InvalidInput(InvalidInput::Kind::InvalidValue,
+                               fmt::format("header \"{}\" must have a string value",
+                                           name.substr(0, 64)),
+                               {}, "Header values are JSON strings, e.g. {\"x-tenant\": \"42\"}.");
+        core::validate_header(name, std::string_view(raw[i].value, raw[i].value_len));
+    }
+}
+
+void validate_payload(Jsonb* payload) {
+    // The body sent is the payload's JSON text, so that is what is measured.
+    // Binary jsonb is never much smaller than its text, which lets huge
+    // payloads fail before they are printed.
+    size_t binary = VARSIZE(payload) - VARHDRSZ;
+    size_t limit = static_cast<size_t>(guc_max_payload_size);
+    size_t size = binary;
+    if (binary <= limit * 4) {
+        char* textual = pg_call([&] { return JsonbToCString(nullptr, &payload->root, binary); });
+        size = strlen(textual);
+        pfree(textual);
+    }
+    core::validate_payload_size(size, limit);
+}
+
+SPIPlanPtr insert_plan = nullptr;
+
+constexpr const char* kInsertSql = R"sql(
+WITH event AS (
+    INSERT INTO outbox.events (id, topic, key, payload, headers)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, seq, key
+)
+INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key)
+SELECT event.id, 0, event.seq, event.key FROM event
+)sql";
+
+// PostgreSQL-only: the insert, through a plan kept for the session.
+void insert_event(Datum id, Datum topic, Datum key, bool key_null, Datum payload, Datum headers,
+                  bool headers_null) {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    if (insert_plan == nullptr) {
+        Oid types[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
+        SPIPlanPtr plan = SPI_prepare(kInsertSql, 5, types);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        insert_plan = plan;
+    }
+    Datum values[5] = {id, topic, key, payload, headers};
+    char nulls[5] = {' ', ' ', key_null ? 'n' : ' ', ' ', headers_null ? 'n' : ' '};
+    int rc = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+    if (rc != SPI_OK_INSERT) elog(ERROR, "inserting the event failed: %s", SPI_result_code_string(rc));
+    SPI_finish();
+}
+
+Datum enqueue(FunctionCallInfo fcinfo) {
+    if (PG_ARGISNULL(0))
+        throw InvalidInput(InvalidInput::Kind::NullValue, "topic must not be null", {},
+                           "Pass a topic such as 'order.created'.");
+    if (PG_ARGISNULL(1))
+        throw InvalidInput(InvalidInput::Kind::NullValue, "payload must not be null", {},
+                           "Pass a JSON value, e.g. '{}'::jsonb.");
+
+    text* topic = pg_call([&] { return PG_GETARG_TEXT_PP(0); });
+    core::validate_topic(text_view(topic));
+
+    Jsonb* payload = pg_call([&] { return PG_GETARG_JSONB_P(1); });
+    validate_payload(payload);
+
+    bool key_null = PG_ARGISNULL(2);
+    text* key = nullptr;
+    if (!key_null) {
+        key = pg_call([&] { return PG_GETARG_TEXT_PP(2); });
+        core::validate_key(text_view(key));
+    }
+
+    bool headers_null = PG_ARGISNULL(3);
+    Jsonb* headers = nullptr;
+    if (!headers_null) {
+        headers = pg_call([&] { return PG_GETARG_JSONB_P(3); });
+        validate_headers(headers);
+        if (JB_ROOT_COUNT(headers) == 0) headers_null = true;  // {} means none
+    }
+
+    pg_uuid_t* id = static_cast<pg_uuid_t*>(pg_call([] { return palloc(sizeof(pg_uuid_t)); }));
+    if (PG_ARGISNULL(4)) {
+        core::Uuid fresh = core::uuid_v7();
+        memcpy(id->data, fresh.data(), UUID_LEN);
+    } else {
+        memcpy(id->data, PG_GETARG_UUID_P(4)->data, UUID_LEN);
+    }
+
+    pg_call([&] {
+        insert_event(UUIDPGetDatum(id), PointerGetDatum(topic), PointerGetDatum(key), key_null,
+                     PointerGetDatum(payload), PointerGetDatum(headers), headers_null);
+        if (guc_notify_on_enqueue) Async_Notify(guc_channel, nullptr);
+    });
+    wake_on_commit = true;
+    return UUIDPGetDatum(id);
+}
+
+}  // namespace
+
+bool take_wake_on_commit() {
+    bool wake = wake_on_commit;
+    wake_on_commit = false;
+    return wake;
+}
+
+}  // namespace outbox::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(outbox_enqueue);
+Datum outbox_enqueue(PG_FUNCTION_ARGS) {
+    return outbox::pg::report_exceptions("outbox.enqueue", [&] { return outbox::pg::enqueue(fcinfo); });
+}
+}

@@ -1,0 +1,205 @@
+#include "pg/gucs.hpp"
+
+#include "core/address_policy.hpp"
+#include "core/error.hpp"
+#include "core/signing.hpp"
+#include "core/validate.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+}
+
+#include <climits>
+extern "C" {
+}
+
+#include <string>
+
+namespace outbox::pg {
+
+char* guc_database = nullptr;
+int guc_workers = 1;
+bool guc_paused = false;
+char* guc_url = nullptr;
+char* guc_secret = nullptr;
+char* guc_allowed_networks = nullptr;
+char* guc_ca_file = nullptr;
+int guc_batch_size = 100;
+int guc_max_in_flight = 64;
+int guc_request_timeout_ms = 30000;
+int guc_connect_timeout_ms = 10000;
+int guc_poll_interval_ms = 1000;
+int guc_max_attempts = 10;
+int guc_retry_base_ms = 5000;
+int guc_retry_max_ms = 3600000;
+int guc_lease_ms = 60000;
+int guc_retention_s = 86400;
+int guc_dead_retention_s = 7 * 86400;
+int guc_max_payload_size = 1024 * 1024;
+char* guc_channel = nullptr;
+bool guc_notify_on_enqueue = false;
+
+namespace {
+
+// Check hooks run in any backend and must not throw: they catch the core's
+// exceptions and report through GUC_check_errmsg.
+template <typename Fn>
+bool check_with(Fn&& fn) {
+    try {
+        fn();
+        return true;
+    } catch (const core::InvalidInput& e) {
+        GUC_check_errmsg("%s", e.what());
+        if (!e.detail().empty()) GUC_check_errdetail("%s", e.detail().c_str());
+        if (!e.hint().empty()) GUC_check_errhint("%s", e.hint().c_str());
+    } catch (const std::exception& e) {
+        GUC_check_errmsg("%s", e.what());
+    }
+    return false;
+}
+
+bool check_url(char** newval, void**, GucSource) {
+    const char* url = *newval;
+    if (url == nullptr || url[0] == '\0') return true;
+    std::string s(url);
+    if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0) {
+        GUC_check_errmsg("outbox.url must be an http:// or https:// URL");
+        GUC_check_errdetail("Got \"%s\".", url);
+        return false;
+    }
+    if (s.find_first_of(" \t\r\n") != std::string::npos) {
+        GUC_check_errmsg("outbox.url must not contain white space");
+        return false;
+    }
+    return true;
+}
+
+bool check_secret(char** newval, void**, GucSource) {
+    const char* secret = *newval;
+    if (secret == nullptr || secret[0] == '\0') return true;
+    return check_with([&] { core::SigningKey::parse(secret); });
+}
+
+bool check_networks(char** newval, void**, GucSource) {
+    const char* text = *newval ? *newval : "";
+    return check_with([&] { core::NetworkList::parse(text); });
+}
+
+bool check_channel(char** newval, void**, GucSource) {
+    const char* channel = *newval;
+    if (channel == nullptr || channel[0] == '\0' || strlen(channel) >= NAMEDATALEN) {
+        GUC_check_errmsg("outbox.channel must be a channel name of 1 to %d bytes", NAMEDATALEN - 1);
+        return false;
+    }
+    return true;
+}
+
+// Ordinary users may lower the limit in their session; only a superuser may
+// raise it above what the configuration (postgresql.conf, ALTER SYSTEM or the
+// default) says, which is the setting's reset value.
+bool check_max_payload_size(int* newval, void**, GucSource source) {
+    if (source < PGC_S_INTERACTIVE || superuser()) return true;
+    const char* reset = GetConfigOptionResetString("outbox.max_payload_size");
+    int configured = reset ? atoi(reset) : 0;
+    if (configured > 0 && *newval > configured) {
+        GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+        GUC_check_errmsg("permission denied to raise outbox.max_payload_size above %d bytes",
+                         configured);
+        GUC_check_errhint("A superuser may raise it, in postgresql.conf or with SET.");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void define_gucs() {
+    DefineCustomStringVariable(
+        "outbox.database", "Database whose outbox the background workers deliver.", nullptr,
+        &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.workers", "Number of background workers claiming and delivering events.", nullptr,
+        &guc_workers, 1, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "outbox.paused", "When on, workers claim nothing and events accumulate.", nullptr,
+        &guc_paused, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.url", "Default webhook endpoint: receives every topic.",
+        "Empty: events wait for the default endpoint until a URL is set.", &guc_url, "",
+        PGC_SIGHUP, 0, check_url, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.secret", "Signing secret (whsec_...) of the default endpoint.",
+        "Empty: requests to the default endpoint are not signed.", &guc_secret, "", PGC_SIGHUP,
+        GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, check_secret, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.allowed_networks",
+        "Special-purpose networks (CIDR list) that endpoints may resolve to anyway.",
+        "Loopback, private, link-local and similar addresses are refused unless listed here.",
+        &guc_allowed_networks, "", PGC_SIGHUP, 0, check_networks, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.ca_file", "CA bundle used to verify endpoints' TLS certificates.",
+        "Empty: the system's CA bundle.", &guc_ca_file, "", PGC_SIGHUP, 0, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "outbox.batch_size", "Deliveries claimed per claim query.", nullptr, &guc_batch_size, 100,
+        1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.max_in_flight", "Concurrent HTTP requests per worker.", nullptr,
+        &guc_max_in_flight, 64, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.request_timeout", "Time limit of one webhook request, connection included.",
+        nullptr, &guc_request_timeout_ms, 30000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+        nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.connect_timeout", "Time limit for establishing a connection.", nullptr,
+        &guc_connect_timeout_ms, 10000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.poll_interval",
+        "Fallback wake-up of the workers when no commit or NOTIFY wakes them.", nullptr,
+        &guc_poll_interval_ms, 1000, 10, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.max_attempts", "Attempts per delivery before it is dead.", nullptr,
+        &guc_max_attempts, 10, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.retry_base", "Delay before the first retry; doubles with each attempt.", nullptr,
+        &guc_retry_base_ms, 5000, 1, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.retry_max", "Longest delay between attempts; also caps Retry-After.", nullptr,
+        &guc_retry_max_ms, 3600 * 1000, 1, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "outbox.lease",
+        "How long a claimed delivery stays invisible to other claimers.",
+        "Must exceed outbox.request_timeout; a crashed worker's deliveries come back after it.",
+        &guc_lease_ms, 60000, 1000, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "outbox.retention", "How long delivered events are kept before they are pruned.", nullptr,
+        &guc_retention_s, 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.dead_retention", "How long dead deliveries are kept before they are pruned.",
+        nullptr, &guc_dead_retention_s, 7 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.max_payload_size", "Largest payload enqueue() accepts (its JSON text).",
+        "Users may lower it; only a superuser may raise it.", &guc_max_payload_size,
+        1024 * 1024, 1, MaxAllocSize / 2, PGC_USERSET, GUC_UNIT_BYTE, check_max_payload_size,
+        nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.channel", "Channel the workers LISTEN on: NOTIFY it to wake them.", nullptr,
+        &guc_channel, "outbox", PGC_SIGHUP, 0, check_channel, nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "outbox.notify_on_enqueue",
+        "Whether enqueue() also sends NOTIFY on outbox.channel.",
+        "Off by default: committing transactions wake the workers directly, and NOTIFY "
+        "serializes commits.",
+        &guc_notify_on_enqueue, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("outbox");
+}
+
+}  // namespace outbox::pg

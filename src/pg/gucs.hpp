@@ -1,0 +1,39 @@
+// The outbox.* settings (see DESIGN.md). Plain globals, as PostgreSQL's GUC
+// machinery wants them; the worker copies them into C++ structures on start
+// and on every SIGHUP (settings.cpp).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace outbox::pg {
+
+constexpr int kMaxWorkers = 32;
+
+extern char* guc_database;
+extern int guc_workers;
+extern bool guc_paused;
+extern char* guc_url;
+extern char* guc_secret;
+extern char* guc_allowed_networks;
+extern char* guc_ca_file;
+extern int guc_batch_size;
+extern int guc_max_in_flight;
+extern int guc_request_timeout_ms;
+extern int guc_connect_timeout_ms;
+extern int guc_poll_interval_ms;
+extern int guc_max_attempts;
+extern int guc_retry_base_ms;
+extern int guc_retry_max_ms;
+extern int guc_lease_ms;
+extern int guc_retention_s;
+extern int guc_dead_retention_s;
+extern int guc_max_payload_size;
+extern char* guc_channel;
+extern bool guc_notify_on_enqueue;
+
+// Defines every outbox.* GUC. Called from _PG_init, preloaded or not.
+void define_gucs();
+
+}  // namespace outbox::pg

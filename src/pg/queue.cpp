@@ -1,0 +1,291 @@
+#include "pg/queue.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+namespace outbox::pg {
+
+namespace {
+
+// Claim: due deliveries in due order, keyed ones only when they head their
+// key. The partial index deliveries_due serves the scan and
+// deliveries_key_order the head-of-key test, so the cost does not grow with
+// the backlog.
+constexpr const char* kClaimSql = R"sql(
+WITH due AS (
+    SELECT d.event_id, d.endpoint_id
+    FROM outbox.deliveries AS d
+    WHERE d.state = 'pending'
+      AND d.endpoint_id = $1
+      AND d.next_attempt_at <= now()
+      AND (d.key IS NULL OR NOT EXISTS (
+            SELECT 1
+            FROM outbox.deliveries AS earlier
+            WHERE earlier.state = 'pending'
+              AND earlier.endpoint_id = d.endpoint_id
+              AND earlier.key = d.key
+              AND earlier.seq < d.seq))
+    ORDER BY d.next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox.deliveries AS d
+SET attempts = d.attempts + 1,
+    next_attempt_at = now() + $3 * interval '1 millisecond',
+    last_attempt_at = now()
+FROM due, outbox.events AS e
+WHERE d.event_id = due.event_id
+  AND d.endpoint_id = due.endpoint_id
+  AND e.id = d.event_id
+RETURNING d.event_id::text, d.endpoint_id, d.attempts, e.topic, e.payload::text,
+          (SELECT string_agg(h.key || ': ' || h.value, E'\n')
+           FROM pg_catalog.jsonb_each_text(e.headers) AS h)
+)sql";
+
+constexpr const char* kRecordSql = R"sql(
+UPDATE outbox.deliveries AS d
+SET state = r.state,
+    next_attempt_at = CASE WHEN r.state = 'pending'
+                           THEN now() + r.retry_in_ms * interval '1 millisecond'
+                           ELSE d.next_attempt_at END,
+    last_status = NULLIF(r.status, 0),
+    last_error = r.error,
+    last_duration = r.duration_us * interval '1 microsecond',
+    last_response = r.response,
+    finished_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
+FROM unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $5::int8[], $6::int4[],
+            $7::text[], $8::int8[], $9::text[])
+     AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us,
+          response)
+WHERE d.event_id = r.event_id::uuid
+  AND d.endpoint_id = r.endpoint_id
+  AND d.attempts = r.attempt
+  AND d.state = 'pending'
+)sql";
+
+constexpr const char* kReleaseSql = R"sql(
+UPDATE outbox.deliveries AS d
+SET next_attempt_at = now()
+FROM unnest($1::text[], $2::int4[], $3::int4[]) AS r(event_id, endpoint_id, attempt)
+WHERE d.event_id = r.event_id::uuid
+  AND d.endpoint_id = r.endpoint_id
+  AND d.attempts = r.attempt
+  AND d.state = 'pending'
+)sql";
+
+constexpr const char* kNextDueSql = R"sql(
+SELECT (EXTRACT(epoch FROM min(d.next_attempt_at) - clock_timestamp()) * 1000)::int8
+FROM outbox.deliveries AS d
+WHERE d.state = 'pending'
+  AND d.endpoint_id = $1
+  AND d.next_attempt_at > now()
+)sql";
+
+// Oldest finished deliveries first, each kind by its own retention.
+constexpr const char* kPruneDeliveriesSql = R"sql(
+WITH doomed AS (
+    (SELECT event_id, endpoint_id FROM outbox.deliveries
+     WHERE state = 'delivered' AND finished_at < now() - $1 * interval '1 second'
+     ORDER BY finished_at LIMIT $3)
+    UNION ALL
+    (SELECT event_id, endpoint_id FROM outbox.deliveries
+     WHERE state = 'dead' AND finished_at < now() - $2 * interval '1 second'
+     ORDER BY finished_at LIMIT $3)
+), gone AS (
+    DELETE FROM outbox.deliveries AS d
+    USING doomed
+    WHERE d.event_id = doomed.event_id AND d.endpoint_id = doomed.endpoint_id
+    RETURNING d.event_id
+)
+SELECT count(*)::int4, array_agg(DISTINCT event_id) FROM gone
+)sql";
+
+constexpr const char* kPruneEventsSql = R"sql(
+DELETE FROM outbox.events AS e
+WHERE e.id = ANY($1)
+  AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id)
+)sql";
+
+struct Plan {
+    const char* sql;
+    int nargs;
+    Oid types[9];
+    SPIPlanPtr plan;
+};
+
+Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
+Plan record_plan{kRecordSql, 9,
+                 {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
+                  INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
+                 nullptr};
+Plan release_plan{kReleaseSql, 3, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID}, nullptr};
+Plan next_due_plan{kNextDueSql, 1, {INT4OID}, nullptr};
+Plan prune_deliveries_plan{kPruneDeliveriesSql, 3, {INT8OID, INT8OID, INT4OID}, nullptr};
+Plan prune_events_plan{kPruneEventsSql, 1, {UUIDARRAYOID}, nullptr};
+
+// Plans are prepared once per worker and kept; PostgreSQL re-plans them by
+// their text when the tables change (DROP/CREATE EXTENSION).
+SPIPlanPtr prepared(Plan& p) {
+    if (p.plan == nullptr) {
+        SPIPlanPtr plan = SPI_prepare(p.sql, p.nargs, p.types);
+        if (plan == nullptr)
+            elog(ERROR, "outbox: preparing a worker query failed: %s",
+                 SPI_result_code_string(SPI_result));
+        SPI_keepplan(plan);
+        p.plan = plan;
+    }
+    return p.plan;
+}
+
+int execute(Plan& p, Datum* values, const char* nulls, int expected) {
+    int rc = SPI_execute_plan(prepared(p), values, nulls, false, 0);
+    if (rc != expected) elog(ERROR, "outbox: worker query failed: %s", SPI_result_code_string(rc));
+    return static_cast<int>(SPI_processed);
+}
+
+Datum text_array(const char* const* values, int n) {
+    Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) {
+        nulls[i] = values[i] == nullptr;
+        datums[i] = nulls[i] ? (Datum)0 : CStringGetTextDatum(values[i]);
+    }
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(datums, nulls, 1, dims, lbs, TEXTOID, -1, false,
+                                              TYPALIGN_INT));
+}
+
+Datum int4_array(const int32* values, int n) {
+    Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) datums[i] = Int32GetDatum(values[i]);
+    return PointerGetDatum(construct_array(datums, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+Datum int8_array(const int64* values, int n) {
+    Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+    for (int i = 0; i < n; i++) datums[i] = Int64GetDatum(values[i]);
+    return PointerGetDatum(construct_array(datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+char* column_text(HeapTuple tuple, TupleDesc desc, int column, int* len) {
+    bool isnull = false;
+    Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+    if (isnull) {
+        if (len) *len = 0;
+        return nullptr;
+    }
+    text* t = DatumGetTextPP(d);
+    int n = VARSIZE_ANY_EXHDR(t);
+    char* s = static_cast<char*>(palloc(n + 1));
+    memcpy(s, VARDATA_ANY(t), n);
+    s[n] = '\0';
+    if (len) *len = n;
+    return s;
+}
+
+int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
+    bool isnull = false;
+    Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+    return isnull ? 0 : DatumGetInt32(d);
+}
+
+}  // namespace
+
+int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
+                     ClaimedRow** rows) {
+    Datum values[3] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms)};
+    int n = execute(claim_plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
+    MemoryContext old = MemoryContextSwitchTo(out);
+    *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    for (int i = 0; i < n; i++) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        ClaimedRow& row = (*rows)[i];
+        row.event_id = column_text(tuple, desc, 1, nullptr);
+        row.endpoint_id = column_int4(tuple, desc, 2);
+        row.attempt = column_int4(tuple, desc, 3);
+        row.topic = column_text(tuple, desc, 4, nullptr);
+        row.payload = column_text(tuple, desc, 5, &row.payload_len);
+        row.header_lines = column_text(tuple, desc, 6, nullptr);
+    }
+    MemoryContextSwitchTo(old);
+    return n;
+}
+
+void record_results(const ResultRow* rows, int count) {
+    if (count == 0) return;
+    const char** ids = static_cast<const char**>(palloc(sizeof(char*) * count));
+    const char** states = static_cast<const char**>(palloc(sizeof(char*) * count));
+    const char** errors = static_cast<const char**>(palloc(sizeof(char*) * count));
+    const char** responses = static_cast<const char**>(palloc(sizeof(char*) * count));
+    int32* endpoints = static_cast<int32*>(palloc(sizeof(int32) * count));
+    int32* attempts = static_cast<int32*>(palloc(sizeof(int32) * count));
+    int32* statuses = static_cast<int32*>(palloc(sizeof(int32) * count));
+    int64* retry = static_cast<int64*>(palloc(sizeof(int64) * count));
+    int64* durations = static_cast<int64*>(palloc(sizeof(int64) * count));
+    for (int i = 0; i < count; i++) {
+        ids[i] = rows[i].event_id;
+        states[i] = rows[i].state;
+        errors[i] = rows[i].error;
+        responses[i] = rows[i].response;
+        endpoints[i] = rows[i].endpoint_id;
+        attempts[i] = rows[i].attempt;
+        statuses[i] = rows[i].status;
+        retry[i] = rows[i].retry_in_ms;
+        durations[i] = rows[i].duration_us;
+    }
+    Datum values[9] = {text_array(ids, count),      int4_array(endpoints, count),
+                       int4_array(attempts, count), text_array(states, count),
+                       int8_array(retry, count),    int4_array(statuses, count),
+                       text_array(errors, count),   int8_array(durations, count),
+                       text_array(responses, count)};
+    execute(record_plan, values, nullptr, SPI_OK_UPDATE);
+}
+
+void release_claims(const ResultRow* rows, int count) {
+    if (count == 0) return;
+    const char** ids = static_cast<const char**>(palloc(sizeof(char*) * count));
+    int32* endpoints = static_cast<int32*>(palloc(sizeof(int32) * count));
+    int32* attempts = static_cast<int32*>(palloc(sizeof(int32) * count));
+    for (int i = 0; i < count; i++) {
+        ids[i] = rows[i].event_id;
+        endpoints[i] = rows[i].endpoint_id;
+        attempts[i] = rows[i].attempt;
+    }
+    Datum values[3] = {text_array(ids, count), int4_array(endpoints, count),
+                       int4_array(attempts, count)};
+    execute(release_plan, values, nullptr, SPI_OK_UPDATE);
+}
+
+int64 ms_until_next_due(int32 endpoint_id) {
+    Datum values[1] = {Int32GetDatum(endpoint_id)};
+    execute(next_due_plan, values, nullptr, SPI_OK_SELECT);
+    bool isnull = true;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull) return -1;
+    int64 ms = DatumGetInt64(d);
+    return ms < 0 ? 0 : ms;
+}
+
+int prune_finished(int64 retention_s, int64 dead_retention_s, int limit) {
+    Datum values[3] = {Int64GetDatum(retention_s), Int64GetDatum(dead_retention_s),
+                       Int32GetDatum(limit)};
+    execute(prune_deliveries_plan, values, nullptr, SPI_OK_SELECT);
+    bool isnull = true;
+    int32 deleted = DatumGetInt32(
+        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    Datum ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+    if (deleted > 0 && !isnull) {
+        Datum args[1] = {ids};
+        execute(prune_events_plan, args, nullptr, SPI_OK_DELETE);
+    }
+    return deleted;
+}
+
+}  // namespace outbox::pg

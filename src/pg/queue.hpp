@@ -1,0 +1,61 @@
+// The worker's SQL: claim, record, next due time, prune. Every function here
+// is "PostgreSQL-only" (plain C data, may ereport) and must be called through
+// pg_call(), inside a transaction opened by transaction.hpp.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace outbox::pg {
+
+// One claimed delivery; strings are NUL-terminated and palloc'd in the
+// memory context given to claim_deliveries().
+struct ClaimedRow {
+    char* event_id;      // uuid text
+    int32 endpoint_id;
+    int32 attempt;       // this attempt's number (already counted)
+    char* topic;
+    char* payload;       // JSON text, the request body
+    int payload_len;
+    char* header_lines;  // event headers as "name: value\n..." or nullptr
+};
+
+// Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
+// LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
+// delivery is claimed only when no earlier delivery of the same key and
+// endpoint is still pending.
+int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
+                     ClaimedRow** rows);
+
+// One attempt's result, ready to be written.
+struct ResultRow {
+    const char* event_id;  // uuid text
+    int32 endpoint_id;
+    int32 attempt;
+    const char* state;     // "pending" (retry), "delivered" or "dead"
+    int64 retry_in_ms;     // for "pending": delay until the next attempt
+    int32 status;          // 0: no HTTP response
+    const char* error;     // nullptr when none
+    int64 duration_us;
+    const char* response;  // nullptr when empty
+};
+
+// Writes results in one statement. Rows whose attempt no longer matches (the
+// lease ran out and another claimer took the delivery) are left alone.
+void record_results(const ResultRow* rows, int count);
+
+// Makes the given claimed deliveries due again at once (used on shutdown for
+// requests that never finished, so they need not wait for the lease).
+void release_claims(const ResultRow* rows, int count);
+
+// Milliseconds until the earliest pending delivery of `endpoint_id` that is
+// not yet due, or -1 when there is none.
+int64 ms_until_next_due(int32 endpoint_id);
+
+// Deletes up to `limit` delivered (older than retention) and dead (older than
+// dead retention) deliveries, and the events left without deliveries.
+// Returns the number of deliveries deleted.
+int prune_finished(int64 retention_s, int64 dead_retention_s, int limit);
+
+}  // namespace outbox::pg

@@ -1,0 +1,88 @@
+#include "pg/shmem.hpp"
+
+#include "pg/gucs.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+}
+
+namespace outbox::pg {
+
+namespace {
+
+struct SharedState {
+    slock_t mutex;
+    Latch* worker_latch[kMaxWorkers];
+    bool missing_database_logged;
+};
+
+SharedState* shared = nullptr;
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+void request_shmem() {
+    if (prev_shmem_request_hook) prev_shmem_request_hook();
+    RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+}
+
+void startup_shmem() {
+    if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    shared = static_cast<SharedState*>(ShmemInitStruct("outbox", sizeof(SharedState), &found));
+    if (!found) {
+        memset(shared, 0, sizeof(SharedState));
+        SpinLockInit(&shared->mutex);
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+}  // namespace
+
+void install_shmem_hooks() {
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = request_shmem;
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = startup_shmem;
+}
+
+bool shmem_available() { return shared != nullptr; }
+
+void publish_worker_latch(int slot, Latch* latch) {
+    SpinLockAcquire(&shared->mutex);
+    shared->worker_latch[slot] = latch;
+    SpinLockRelease(&shared->mutex);
+}
+
+void withdraw_worker_latch(int slot) { publish_worker_latch(slot, nullptr); }
+
+void wake_workers() {
+    if (shared == nullptr) return;
+    // Reading the pointers without the spinlock is fine: a latch lives in
+    // shared memory for the postmaster's lifetime, so at worst we set the
+    // latch of a process that has just exited, which is harmless.
+    for (int i = 0; i < kMaxWorkers; i++) {
+        Latch* latch = shared->worker_latch[i];
+        if (latch != nullptr) SetLatch(latch);
+    }
+}
+
+bool note_missing_database_once() {
+    SpinLockAcquire(&shared->mutex);
+    bool first = !shared->missing_database_logged;
+    shared->missing_database_logged = true;
+    SpinLockRelease(&shared->mutex);
+    return first;
+}
+
+void clear_missing_database_note() {
+    SpinLockAcquire(&shared->mutex);
+    shared->missing_database_logged = false;
+    SpinLockRelease(&shared->mutex);
+}
+
+}  // namespace outbox::pg
