@@ -1,7 +1,7 @@
 // outbox.enqueue(topic, payload, key, headers, event_id) RETURNS uuid
 //
-// Validates everything first, then writes the event and its delivery rows in
-// one statement, so that bad input never half-applies. After the caller's
+// Validates everything first, then writes the event in one statement, so
+// that bad input never half-applies. After the caller's
 // transaction commits, a transaction callback (module.cpp) wakes the workers.
 #include "pg/enqueue.hpp"
 
@@ -110,15 +110,12 @@ void validate_payload(Jsonb* payload) {
 
 SPIPlanPtr insert_plan = nullptr;
 
+// One row, nothing else: deliveries are made by the worker (outbox.dispatch).
+// An existing id makes this a no-op, which is what idempotent enqueue means.
 constexpr const char* kInsertSql = R"sql(
-WITH event AS (
-    INSERT INTO outbox.events (id, topic, key, payload, headers)
-    VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id, seq, key
-)
-INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key)
-SELECT event.id, 0, event.seq, event.key FROM event
+INSERT INTO outbox.events (id, topic, key, payload, headers)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO NOTHING
 )sql";
 
 // PostgreSQL-only: the insert, through a plan kept for the session.

@@ -111,6 +111,8 @@ WHERE e.id = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id)
 )sql";
 
+constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1)";
+
 struct Plan {
     const char* sql;
     int nargs;
@@ -118,6 +120,7 @@ struct Plan {
     SPIPlanPtr plan;
 };
 
+Plan dispatch_plan{kDispatchSql, 1, {INT4OID}, nullptr};
 Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
 Plan record_plan{kRecordSql, 9,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
@@ -196,6 +199,14 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
 }
 
 }  // namespace
+
+int dispatch_events(int max_events) {
+    Datum values[1] = {Int32GetDatum(max_events)};
+    execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
+    bool isnull = true;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    return isnull ? 0 : DatumGetInt32(d);
+}
 
 int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
                      ClaimedRow** rows) {

@@ -21,6 +21,10 @@ struct ClaimedRow {
     char* header_lines;  // event headers as "name: value\n..." or nullptr
 };
 
+// Creates the deliveries of up to `max_events` newly visible events
+// (outbox.dispatch); returns how many events it dispatched.
+int dispatch_events(int max_events);
+
 // Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
 // LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
 // delivery is claimed only when no earlier delivery of the same key and

@@ -1,7 +1,8 @@
 // The delivery worker: one process per outbox.workers slot, connected to
-// outbox.database. Each loop: move HTTP transfers on, record finished ones
-// and claim new ones in one short transaction, start the claimed requests
-// after it commits, then sleep on the latch and the HTTP sockets.
+// outbox.database. Each loop: move HTTP transfers on; in one short
+// transaction record finished ones, turn newly committed events into
+// deliveries (dispatch) and claim due deliveries; start the claimed requests
+// after it commits; then sleep on the latch and the HTTP sockets.
 #include "pg/worker.hpp"
 
 #include "core/headers.hpp"
@@ -234,10 +235,14 @@ private:
         std::optional<int64> next_due_ms;
         int asked = 0;
         int got = 0;
+        int dispatch_limit = settings_.batch_size * 10;
+        int dispatched = 0;
+        bool dispatch = delivering();
         in_transaction("outbox: record and claim", [&] {
             present = pg_call([] { return extension_installed(); });
             if (!present) return;
             if (flush) record(finished_);
+            if (dispatch) dispatched = pg_call([&] { return dispatch_events(dispatch_limit); });
             if (claim) {
                 asked = static_cast<int>(std::min<std::size_t>(settings_.batch_size, free_slots()));
                 got = claim_into(asked, requests, claimed);
@@ -256,10 +261,12 @@ private:
             finished_.clear();
             want_claim_ = true;  // finished heads may unblock keys; retries change the next due time
         }
+        if (dispatched == dispatch_limit) want_claim_ = true;  // more events to dispatch
         if (!claim) return;
         auto now = Clock::now();
         claim_deadline_ = now + settings_.poll_interval;
-        want_claim_ = got == asked;  // a full batch: there is probably more
+        // A full batch, or a full dispatch: there is probably more.
+        want_claim_ = got == asked || dispatched == dispatch_limit;
         if (next_due_ms && *next_due_ms >= 0)
             claim_deadline_ = std::min(claim_deadline_, now + milliseconds(*next_due_ms));
         for (std::size_t i = 0; i < requests.size(); i++) {

@@ -1,0 +1,59 @@
+-- outbox.dispatch(): the worker's step that turns newly committed events into
+-- deliveries. outbox.url is not set in this instance, so the worker does not
+-- dispatch by itself and each call here is deterministic.
+TRUNCATE outbox.events, outbox.deliveries;
+
+-- Nobody but the extension's owner may call it.
+SELECT has_function_privilege('outbox_writer', 'outbox.dispatch(integer)', 'EXECUTE') AS writer,
+       has_function_privilege('outbox_admin', 'outbox.dispatch(integer)', 'EXECUTE') AS admin,
+       has_function_privilege('public', 'outbox.dispatch(integer)', 'EXECUTE') AS public;
+
+-- Committed events are dispatched once, in enqueue order, as pending
+-- deliveries to the default endpoint (0), with the event's seq and key.
+SELECT outbox.enqueue('t.a', '{"n": 1}', key => 'k1') IS NOT NULL;
+SELECT outbox.enqueue('t.a', '{"n": 2}', key => 'k1') IS NOT NULL;
+SELECT outbox.enqueue('t.a', '{"n": 3}') IS NOT NULL;
+SELECT outbox.dispatch(100) AS dispatched;
+SELECT outbox.dispatch(100) AS dispatched_again;
+SELECT e.payload, d.endpoint_id, d.state, d.attempts, d.key, d.seq = e.seq AS same_seq
+FROM outbox.deliveries d JOIN outbox.events e ON e.id = d.event_id
+ORDER BY d.seq;
+
+-- A rolled-back transaction's events never become deliveries.
+BEGIN;
+SELECT outbox.enqueue('t.rolled_back', '{}') IS NOT NULL;
+ROLLBACK;
+SELECT outbox.dispatch(100) AS dispatched;
+
+-- Batches: a pass larger than the limit continues where it stopped.
+SELECT count(outbox.enqueue('t.batch', jsonb_build_object('i', i))) FROM generate_series(1, 5) AS i;
+SELECT outbox.dispatch(2) AS first, outbox.dispatch(2) AS second, outbox.dispatch(2) AS third,
+       outbox.dispatch(2) AS fourth;
+SELECT count(*) AS batch_deliveries, count(DISTINCT event_id) AS distinct_events
+FROM outbox.deliveries d JOIN outbox.events e ON e.id = d.event_id WHERE e.topic = 't.batch';
+
+-- A prepared transaction is in progress until COMMIT PREPARED: its event is
+-- not dispatched before, and is found afterwards through the snapshot's list
+-- of in-progress transactions.
+BEGIN;
+SELECT outbox.enqueue('t.prepared', '{}') IS NOT NULL;
+PREPARE TRANSACTION 'outbox_regress_1';
+SELECT outbox.enqueue('t.after_prepare', '{}') IS NOT NULL;
+SELECT outbox.dispatch(100) AS dispatched_while_prepared;
+COMMIT PREPARED 'outbox_regress_1';
+SELECT outbox.dispatch(100) AS dispatched_after_commit;
+BEGIN;
+SELECT outbox.enqueue('t.prepared_rollback', '{}') IS NOT NULL;
+PREPARE TRANSACTION 'outbox_regress_2';
+SELECT outbox.dispatch(100) AS dispatched;
+ROLLBACK PREPARED 'outbox_regress_2';
+SELECT outbox.dispatch(100) AS dispatched;
+SELECT e.topic, count(d.*) AS deliveries
+FROM outbox.events e LEFT JOIN outbox.deliveries d ON d.event_id = e.id
+WHERE e.topic LIKE 't.%prepare%' GROUP BY e.topic ORDER BY e.topic;
+
+-- Every event has exactly one delivery, and no delivery lacks its event.
+SELECT (SELECT count(*) FROM outbox.events) AS events,
+       (SELECT count(*) FROM outbox.deliveries) AS deliveries,
+       (SELECT count(*) FROM outbox.deliveries d
+        WHERE NOT EXISTS (SELECT 1 FROM outbox.events e WHERE e.id = d.event_id)) AS orphans;
