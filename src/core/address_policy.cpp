@@ -1,112 +1,123 @@
 #include "address_policy.hpp"
 
 #include <arpa/inet.h>
-#include <fmt/format.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "error.hpp"
+#include "excerpt.hpp"
 
 namespace outbox::core {
 
 namespace {
 
-IpAddress v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
-    IpAddress addr;
-    addr.v4 = true;
-    addr.bytes[0] = a, addr.bytes[1] = b, addr.bytes[2] = c, addr.bytes[3] = d;
-    return addr;
-}
+using Bytes = std::array<std::uint8_t, 16>;
 
-// True when the first `prefix` bits of a and b are equal.
-bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, int prefix) {
-    int full = prefix / 8, rest = prefix % 8;
-    if (std::memcmp(a, b, static_cast<std::size_t>(full)) != 0) return false;
+// True when the first `bits` bits of a and b are equal.
+bool prefix_equal(const std::uint8_t* a, const std::uint8_t* b, int bits) {
+    int whole = bits / 8;
+    if (std::memcmp(a, b, static_cast<std::size_t>(whole)) != 0) return false;
+    int rest = bits % 8;
     if (rest == 0) return true;
-    std::uint8_t mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
-    return (a[full] & mask) == (b[full] & mask);
+    auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
 }
 
 struct Range {
-    const char* network;
+    Bytes network;  // IPv4 ranges use the first 4 bytes
     int prefix;
     const char* name;
 };
 
-// Most specific first: the first match names the range.
+constexpr Bytes v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+    return {a, b, c, d};
+}
+
+// Checked in order: the first match names the range, so single addresses
+// come before the ranges that hold them.
 constexpr Range kV4Ranges[] = {
-    {"169.254.169.254", 32, "cloud metadata"},
-    {"255.255.255.255", 32, "broadcast"},
-    {"0.0.0.0", 8, "this network (0.0.0.0/8)"},
-    {"10.0.0.0", 8, "private (RFC 1918)"},
-    {"100.64.0.0", 10, "CGNAT (RFC 6598)"},
-    {"127.0.0.0", 8, "loopback"},
-    {"169.254.0.0", 16, "link-local"},
-    {"172.16.0.0", 12, "private (RFC 1918)"},
-    {"192.0.0.0", 24, "IETF protocol assignments"},
-    {"192.0.2.0", 24, "documentation (TEST-NET-1)"},
-    {"192.88.99.0", 24, "6to4 relay anycast"},
-    {"192.168.0.0", 16, "private (RFC 1918)"},
-    {"198.18.0.0", 15, "benchmarking"},
-    {"198.51.100.0", 24, "documentation (TEST-NET-2)"},
-    {"203.0.113.0", 24, "documentation (TEST-NET-3)"},
-    {"224.0.0.0", 4, "multicast"},
-    {"240.0.0.0", 4, "reserved"},
+    {v4(255, 255, 255, 255), 32, "broadcast"},
+    {v4(169, 254, 169, 254), 32, "cloud metadata"},
+    {v4(0, 0, 0, 0), 8, "this network (0.0.0.0/8)"},
+    {v4(10, 0, 0, 0), 8, "private (RFC 1918)"},
+    {v4(100, 64, 0, 0), 10, "CGNAT (RFC 6598)"},
+    {v4(127, 0, 0, 0), 8, "loopback"},
+    {v4(169, 254, 0, 0), 16, "link-local"},
+    {v4(172, 16, 0, 0), 12, "private (RFC 1918)"},
+    {v4(192, 0, 0, 0), 24, "IETF protocol assignments (192.0.0.0/24)"},
+    {v4(192, 0, 2, 0), 24, "documentation (192.0.2.0/24)"},
+    {v4(192, 88, 99, 0), 24, "6to4 relay anycast (192.88.99.0/24)"},
+    {v4(192, 168, 0, 0), 16, "private (RFC 1918)"},
+    {v4(198, 18, 0, 0), 15, "benchmarking (198.18.0.0/15)"},
+    {v4(198, 51, 100, 0), 24, "documentation (198.51.100.0/24)"},
+    {v4(203, 0, 113, 0), 24, "documentation (203.0.113.0/24)"},
+    {v4(224, 0, 0, 0), 4, "multicast"},
+    {v4(240, 0, 0, 0), 4, "reserved"},
 };
 
+// IPv6 ranges that carry no IPv4 address (those are handled in
+// embedded_ipv4()); ::/128 and ::1/128 are matched before the embedded forms
+// since they lie inside ::/96.
 constexpr Range kV6Ranges[] = {
-    {"::", 128, "unspecified"},
-    {"::1", 128, "loopback"},
-    {"100::", 64, "discard"},
-    {"2001:db8::", 32, "documentation"},
-    {"fc00::", 7, "unique local (fc00::/7)"},
-    {"fe80::", 10, "link-local"},
-    {"fec0::", 10, "site-local (deprecated)"},
-    {"ff00::", 8, "multicast"},
+    {{}, 128, "unspecified"},
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, "loopback"},
+    {{0x01, 0x00}, 64, "discard (100::/64)"},
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, "documentation (2001:db8::/32)"},
+    {{0x3f, 0xff}, 20, "documentation (3fff::/20)"},
+    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54}, 128, "cloud metadata"},
+    {{0xfc}, 7, "unique local (fc00::/7)"},
+    {{0xfe, 0x80}, 10, "link-local"},
+    {{0xfe, 0xc0}, 10, "site-local (fec0::/10)"},
+    {{0xff}, 8, "multicast"},
 };
 
-// IPv6 forms that carry an IPv4 address, judged by that address.
-std::optional<IpAddress> embedded_v4(const IpAddress& a) {
-    const std::uint8_t* b = a.bytes.data();
-    static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-    static const std::uint8_t compat[12] = {0};
-    static const std::uint8_t nat64[12] = {0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
-    static const std::uint8_t nat64_local[6] = {0x00, 0x64, 0xFF, 0x9B, 0x00, 0x01};
-    if (std::memcmp(b, mapped, 12) == 0 || std::memcmp(b, nat64, 12) == 0)
-        return v4(b[12], b[13], b[14], b[15]);
-    // ::/96 (IPv4-compatible) except :: and ::1, which are ranges of their own.
-    if (std::memcmp(b, compat, 12) == 0 && !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1))
-        return v4(b[12], b[13], b[14], b[15]);
-    // 64:ff9b:1::/48 (local-use NAT64): the IPv4 address is in the last 32 bits.
-    if (std::memcmp(b, nat64_local, 6) == 0) return v4(b[12], b[13], b[14], b[15]);
-    // 2002::/16 (6to4): the IPv4 address follows the prefix.
-    if (b[0] == 0x20 && b[1] == 0x02) return v4(b[2], b[3], b[4], b[5]);
+constexpr Bytes kMapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+constexpr Bytes kNat64 = {0x00, 0x64, 0xff, 0x9b};
+constexpr Bytes kNat64Local = {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01};
+constexpr Bytes k6to4 = {0x20, 0x02};
+constexpr Bytes kGlobalUnicast = {0x20};
+
+bool in(const Bytes& addr, const Bytes& network, int prefix) {
+    return prefix_equal(addr.data(), network.data(), prefix);
+}
+
+bool is_mapped(const Bytes& addr) { return in(addr, kMapped, 96); }
+
+std::optional<std::string> v4_special_range(const std::uint8_t* four) {
+    for (const Range& range : kV4Ranges)
+        if (prefix_equal(four, range.network.data(), range.prefix)) return range.name;
     return std::nullopt;
 }
 
+// The message names the entry and what is wrong with it: the list is long
+// and comes from postgresql.conf, where the user has to find it again.
+[[noreturn]] void bad_network(std::string_view entry, std::string_view why) {
+    throw InvalidInput(InvalidInput::Kind::InvalidValue,
+                       fmt::format("invalid network \"{}\" in outbox.allowed_networks: {}", excerpt(entry), why), {},
+                       "List networks in CIDR notation, separated by commas, e.g. "
+                       "'127.0.0.1/32, 10.0.0.0/8, ::1/128'.");
+}
+
 Cidr parse_cidr(std::string_view entry) {
-    auto bad = [&](const std::string& why) {
-        return InvalidInput(InvalidInput::Kind::InvalidValue,
-                            fmt::format("invalid network \"{}\" in outbox.allowed_networks: {}", entry, why), {},
-                            "List networks in CIDR notation, separated by commas, e.g. "
-                            "'127.0.0.1/32, 10.0.0.0/8, ::1/128'.");
-    };
     std::size_t slash = entry.find('/');
-    auto addr = IpAddress::parse(entry.substr(0, slash));
-    if (!addr) throw bad("not an IP address");
-    int max = addr->v4 ? 32 : 128;
+    std::optional<IpAddress> addr = IpAddress::parse(entry.substr(0, slash));
+    if (!addr) bad_network(entry, "not an IP address");
+    const int max = addr->v4 ? 32 : 128;
     int prefix = max;
     if (slash != std::string_view::npos) {
         std::string_view digits = entry.substr(slash + 1);
-        if (digits.empty() || digits.size() > 3) throw bad("bad prefix length");
-        prefix = 0;
-        for (char c : digits) {
-            if (c < '0' || c > '9') throw bad("bad prefix length");
-            prefix = prefix * 10 + (c - '0');
-        }
-        if (prefix > max) throw bad(fmt::format("prefix length above {}", max));
+        bool numeric = !digits.empty() && std::all_of(digits.begin(), digits.end(),
+                                                      [](char c) { return c >= '0' && c <= '9'; });
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        if (!numeric || ec == std::errc::invalid_argument) bad_network(entry, "bad prefix length");
+        if (ec == std::errc::result_out_of_range || prefix > max)
+            bad_network(entry, fmt::format("prefix length above {}", max));
     }
     return Cidr{*addr, prefix};
 }
@@ -114,14 +125,21 @@ Cidr parse_cidr(std::string_view entry) {
 }  // namespace
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-    if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
-    std::string s(text);
+    // The longest IPv6 text form is 45 characters; inet_pton needs a C string.
+    char buffer[INET6_ADDRSTRLEN];
+    if (text.empty() || text.size() >= sizeof buffer || text.find('\0') != std::string_view::npos)
+        return std::nullopt;
+    std::memcpy(buffer, text.data(), text.size());
+    buffer[text.size()] = '\0';
+
     IpAddress addr;
-    if (inet_pton(AF_INET, s.c_str(), addr.bytes.data()) == 1) {
+    // glibc's inet_pton(AF_INET) takes only four decimal parts: no "127.1",
+    // no octal or hex forms that could disguise an address.
+    if (inet_pton(AF_INET, buffer, addr.bytes.data()) == 1) {
         addr.v4 = true;
         return addr;
     }
-    if (inet_pton(AF_INET6, s.c_str(), addr.bytes.data()) == 1) return addr;
+    if (inet_pton(AF_INET6, buffer, addr.bytes.data()) == 1) return addr;
     return std::nullopt;
 }
 
@@ -129,72 +147,81 @@ std::optional<IpAddress> IpAddress::from_sockaddr(const sockaddr* sa) {
     if (sa == nullptr) return std::nullopt;
     IpAddress addr;
     if (sa->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        sockaddr_in in4;
+        std::memcpy(&in4, sa, sizeof in4);
         addr.v4 = true;
-        std::memcpy(addr.bytes.data(), &in->sin_addr, 4);
+        std::memcpy(addr.bytes.data(), &in4.sin_addr, 4);
         return addr;
     }
     if (sa->sa_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
-        std::memcpy(addr.bytes.data(), &in6->sin6_addr, 16);
+        sockaddr_in6 in6;
+        std::memcpy(&in6, sa, sizeof in6);
+        std::memcpy(addr.bytes.data(), &in6.sin6_addr, 16);
         return addr;
     }
     return std::nullopt;
 }
 
 std::string IpAddress::to_string() const {
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(v4 ? AF_INET : AF_INET6, bytes.data(), buf, sizeof buf);
-    return buf;
+    char buffer[INET6_ADDRSTRLEN];
+    if (inet_ntop(v4 ? AF_INET : AF_INET6, bytes.data(), buffer, sizeof buffer) == nullptr) return {};
+    return buffer;
 }
 
 bool Cidr::contains(const IpAddress& addr) const {
-    if (network.v4 != addr.v4) {
-        // An IPv4 network also covers the IPv4-mapped form of its addresses.
-        if (network.v4 && !addr.v4) {
-            static const std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-            if (std::memcmp(addr.bytes.data(), mapped, 12) != 0) return false;
-            return prefix_equal(network.bytes.data(), addr.bytes.data() + 12, prefix);
-        }
+    if (network.v4) {
+        if (addr.v4) return prefix_equal(addr.bytes.data(), network.bytes.data(), prefix);
+        if (is_mapped(addr.bytes)) return prefix_equal(addr.bytes.data() + 12, network.bytes.data(), prefix);
         return false;
     }
-    return prefix_equal(network.bytes.data(), addr.bytes.data(), prefix);
+    if (addr.v4) {
+        // An IPv6 CIDR such as ::ffff:10.0.0.0/104 covers IPv4 addresses too.
+        Bytes mapped = kMapped;
+        std::copy(addr.bytes.begin(), addr.bytes.begin() + 4, mapped.begin() + 12);
+        return prefix_equal(mapped.data(), network.bytes.data(), prefix);
+    }
+    return prefix_equal(addr.bytes.data(), network.bytes.data(), prefix);
 }
 
 NetworkList NetworkList::parse(std::string_view text) {
     NetworkList list;
-    std::size_t i = 0;
-    while (i < text.size()) {
-        while (i < text.size() && (text[i] == ',' || text[i] == ' ' || text[i] == '\t')) i++;
-        std::size_t start = i;
-        while (i < text.size() && text[i] != ',' && text[i] != ' ' && text[i] != '\t') i++;
-        if (i > start) list.cidrs_.push_back(parse_cidr(text.substr(start, i - start)));
+    constexpr std::string_view separators = ", \t\r\n";
+    while (!text.empty()) {
+        std::size_t start = text.find_first_not_of(separators);
+        if (start == std::string_view::npos) break;
+        text.remove_prefix(start);
+        std::size_t end = std::min(text.find_first_of(separators), text.size());
+        list.cidrs_.push_back(parse_cidr(text.substr(0, end)));
+        text.remove_prefix(end);
     }
     return list;
 }
 
 bool NetworkList::contains(const IpAddress& addr) const {
-    for (const Cidr& c : cidrs_)
-        if (c.contains(addr)) return true;
-    return false;
+    return std::any_of(cidrs_.begin(), cidrs_.end(), [&](const Cidr& cidr) { return cidr.contains(addr); });
 }
 
 std::optional<std::string> special_range(const IpAddress& addr) {
-    if (addr.v4) {
-        for (const Range& r : kV4Ranges) {
-            IpAddress net = *IpAddress::parse(r.network);
-            if (prefix_equal(net.bytes.data(), addr.bytes.data(), r.prefix)) return std::string(r.name);
-        }
-        return std::nullopt;
+    if (addr.v4) return v4_special_range(addr.bytes.data());
+
+    const Bytes& b = addr.bytes;
+    for (const Range& range : kV6Ranges)
+        if (in(b, range.network, range.prefix)) return range.name;
+
+    // Forms that carry an IPv4 address reach that address (through the
+    // kernel, a NAT64 gateway or a 6to4 relay), so that address decides.
+    if (is_mapped(b) || in(b, Bytes{}, 96) || in(b, kNat64, 96)) return v4_special_range(b.data() + 12);
+    if (in(b, kNat64Local, 48)) {
+        // The operator picks the prefix length inside 64:ff9b:1::/48; only
+        // the /96 layout can be decoded without knowing it. Any other layout
+        // is refused rather than guessed at.
+        if (in(b, kNat64Local, 96)) return v4_special_range(b.data() + 12);
+        return "NAT64 local-use (64:ff9b:1::/48)";
     }
-    if (auto inner = embedded_v4(addr)) {
-        if (auto name = special_range(*inner)) return fmt::format("{} (embedded in IPv6)", *name);
-        return std::nullopt;
-    }
-    for (const Range& r : kV6Ranges) {
-        IpAddress net = *IpAddress::parse(r.network);
-        if (prefix_equal(net.bytes.data(), addr.bytes.data(), r.prefix)) return std::string(r.name);
-    }
+    if (in(b, k6to4, 16)) return v4_special_range(b.data() + 2);
+    // Only 2000::/3 is global unicast; the rest of the space is unassigned or
+    // reserved and has no business being a webhook's address.
+    if (!in(b, kGlobalUnicast, 3)) return "reserved";
     return std::nullopt;
 }
 

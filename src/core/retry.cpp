@@ -17,6 +17,7 @@ using Rep = Millis::rep;
 
 // base * 2^(attempt-1), saturating at `cap` instead of overflowing.
 Rep doubled(Rep base, int attempt, Rep cap) {
+    if (base == 0) return 0;
     Rep delay = base;
     for (int i = 1; i < attempt && delay < cap; i++) {
         if (delay > cap / 2) return cap;
