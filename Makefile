@@ -10,7 +10,7 @@ OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
 # with the library preloaded by test/regress.sh.
-REGRESS = schema enqueue dispatch gucs
+REGRESS = schema enqueue dispatch endpoints security gucs
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++20 -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register

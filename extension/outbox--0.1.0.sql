@@ -49,6 +49,39 @@ CREATE TABLE outbox.events (
 -- What dispatch scans: events by enqueuing transaction.
 CREATE INDEX events_dispatch ON outbox.events (txid, seq);
 
+-- Webhook endpoints. Row 0 is the default endpoint, whose URL and secret
+-- are outbox.url and outbox.secret in postgresql.conf; it receives every
+-- topic and can be disabled and enabled like the others.
+CREATE TABLE outbox.endpoints (
+    id              integer     NOT NULL PRIMARY KEY,
+    name            text        NOT NULL UNIQUE
+                    CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
+    url             text        CHECK ((id = 0) = (url IS NULL)),
+    topics          text[]      NOT NULL DEFAULT '{*}',
+    headers         jsonb,
+    timeout         interval    CHECK (timeout > interval '0'),
+    enabled         boolean     NOT NULL DEFAULT true,
+    disabled_reason text,
+    disabled_at     timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE SEQUENCE outbox.endpoints_id_seq AS integer START 1 OWNED BY outbox.endpoints.id;
+ALTER TABLE outbox.endpoints ALTER COLUMN id SET DEFAULT pg_catalog.nextval('outbox.endpoints_id_seq');
+INSERT INTO outbox.endpoints (id, name, url) VALUES (0, 'default', NULL);
+
+-- Signing secrets, apart from the endpoints so that no role can read them
+-- (admins get a secret only from the function that sets it). During a
+-- rotation an endpoint has two: the new one (expires_at NULL) and the old one
+-- until expires_at; requests carry a signature for each.
+CREATE TABLE outbox.endpoint_secrets (
+    endpoint_id integer     NOT NULL REFERENCES outbox.endpoints (id) ON DELETE CASCADE,
+    secret      text        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    expires_at  timestamptz,
+    PRIMARY KEY (endpoint_id, created_at)
+);
+
 -- One row per (event, endpoint), made by dispatch: its own attempts,
 -- schedule and final state. endpoint_id 0 is the default endpoint, outbox.url. next_attempt_at doubles
 -- as the lease: a claim moves it into the future, so a crashed worker's
@@ -89,6 +122,18 @@ CREATE INDEX deliveries_finished ON outbox.deliveries (state, finished_at)
 ALTER TABLE outbox.events SET (autovacuum_vacuum_scale_factor = 0.02,
                                autovacuum_vacuum_insert_scale_factor = 0.05);
 
+-- Whether a topic matches any of an endpoint's patterns: an exact topic, a
+-- prefix ending in '*' ('order.*'), or '*'.
+CREATE FUNCTION outbox.topic_matches(patterns text[], topic text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (
+    SELECT 1 FROM unnest(patterns) AS p(pattern)
+    WHERE p.pattern = '*'
+       OR p.pattern = topic
+       OR (right(p.pattern, 1) = '*' AND starts_with(topic, left(p.pattern, -1))));
+
 -- How far dispatch has come, as transaction snapshots (the technique of
 -- PgQ): every event whose transaction is visible in done_snapshot has its
 -- deliveries. A pass works towards target_snapshot in batches, remembering
@@ -104,13 +149,15 @@ CREATE TABLE outbox.dispatch_state (
 INSERT INTO outbox.dispatch_state DEFAULT VALUES;
 
 -- Creates the deliveries of up to max_events events that became visible
--- since the last call, for the default endpoint (endpoint_id 0). Called by
--- the worker; returns the number of events dispatched. An event is new when
+-- since the last call: one for each enabled endpoint whose topic patterns
+-- match, the default endpoint (0) only when include_default (the worker
+-- passes whether outbox.url is set). Called by the worker; returns the number
+-- of events dispatched. With no endpoint to deliver to, events wait. An event is new when
 -- its transaction is visible now but was not in done_snapshot: it was in
 -- progress then (done_snapshot's xip list) or started after it (txid >= its
 -- xmax). Both are index lookups, so a long-running transaction does not make
 -- dispatch rescan old events.
-CREATE FUNCTION outbox.dispatch(max_events integer)
+CREATE FUNCTION outbox.dispatch(max_events integer, include_default boolean DEFAULT true)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -121,6 +168,10 @@ DECLARE
     last_seq  bigint;
     n         integer;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM outbox.endpoints AS ep
+                   WHERE ep.enabled AND (ep.id <> 0 OR include_default)) THEN
+        RETURN 0;
+    END IF;
     SELECT * INTO state FROM outbox.dispatch_state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN 0;  -- another worker is dispatching
@@ -132,7 +183,7 @@ BEGIN
     END IF;
 
     WITH candidates AS (
-        (SELECT e.id, e.seq, e.txid, e.key
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic
          FROM outbox.events AS e
          WHERE state.done_snapshot IS NOT NULL
            AND e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(state.done_snapshot)))
@@ -141,7 +192,7 @@ BEGIN
          ORDER BY e.txid, e.seq
          LIMIT max_events)
         UNION ALL
-        (SELECT e.id, e.seq, e.txid, e.key
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic
          FROM outbox.events AS e
          WHERE e.txid >= COALESCE(pg_snapshot_xmax(state.done_snapshot), '0'::xid8)
            AND e.txid < pg_snapshot_xmax(state.target_snapshot)
@@ -153,7 +204,12 @@ BEGIN
         SELECT * FROM candidates ORDER BY txid, seq LIMIT max_events
     ), inserted AS (
         INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key)
-        SELECT b.id, 0, b.seq, b.key FROM batch AS b
+        SELECT b.id, ep.id, b.seq, b.key
+        FROM batch AS b
+        JOIN outbox.endpoints AS ep
+          ON ep.enabled
+         AND (ep.id <> 0 OR include_default)
+         AND outbox.topic_matches(ep.topics, b.topic)
         ON CONFLICT DO NOTHING
     )
     SELECT count(*),
@@ -189,11 +245,306 @@ AS 'MODULE_PATHNAME', 'outbox_enqueue';
 COMMENT ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) IS
     'Enqueue an event in the current transaction; returns its id (the webhook-id)';
 
--- Nothing is reachable by PUBLIC; writers enqueue, admins read history.
+-- Endpoint management. SECURITY DEFINER because they write secrets, which
+-- no role may read; EXECUTE is granted to outbox_admin only. Every function
+-- validates all its input before it writes anything.
+
+CREATE FUNCTION outbox.check_endpoint(url text, topics text[], headers jsonb, secret text)
+RETURNS void
+LANGUAGE c
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_check_endpoint';
+
+CREATE FUNCTION outbox.new_secret()
+RETURNS text
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_new_secret';
+
+-- The id of an endpoint by name, or a clear error.
+CREATE FUNCTION outbox.endpoint_id(endpoint_name text, for_update boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_id integer;
+BEGIN
+    IF endpoint_name IS NULL THEN
+        RAISE EXCEPTION 'endpoint name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF for_update THEN
+        SELECT ep.id INTO found_id FROM outbox.endpoints AS ep WHERE ep.name = endpoint_name FOR UPDATE;
+    ELSE
+        SELECT ep.id INTO found_id FROM outbox.endpoints AS ep WHERE ep.name = endpoint_name;
+    END IF;
+    IF found_id IS NULL THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', endpoint_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM outbox.endpoint_status lists the endpoints.';
+    END IF;
+    RETURN found_id;
+END
+$$;
+
+-- Raised for changes that make no sense for the default endpoint, whose URL
+-- and secret live in postgresql.conf.
+CREATE FUNCTION outbox.refuse_default(endpoint_id integer, what text, hint text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF endpoint_id = 0 THEN
+        RAISE EXCEPTION 'cannot % the default endpoint', what
+            USING ERRCODE = 'feature_not_supported', HINT = hint;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
+                                       secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
+                                       timeout interval DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id integer;
+    signing_secret text;
+BEGIN
+    IF create_endpoint.name IS NULL OR create_endpoint.url IS NULL OR create_endpoint.topics IS NULL THEN
+        RAISE EXCEPTION 'name, url and topics must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF create_endpoint.name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid endpoint name "%"', left(create_endpoint.name, 64)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An endpoint name is 1 to 63 letters, digits, ''.'', ''_'' or ''-'', starting with a letter or digit.';
+    END IF;
+    IF create_endpoint.timeout <= interval '0' THEN
+        RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(create_endpoint.url, create_endpoint.topics, create_endpoint.headers,
+                                  create_endpoint.secret);
+    IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint.name) THEN
+        RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint.name
+            USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
+    END IF;
+    signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
+    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout)
+    VALUES (create_endpoint.name, create_endpoint.url, create_endpoint.topics,
+            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout)
+    RETURNING id INTO new_id;
+    INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
+    RETURN signing_secret;
+END
+$$;
+
+CREATE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
+                                      headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(alter_endpoint.name, true);
+BEGIN
+    PERFORM outbox.refuse_default(target, 'alter',
+        'The default endpoint is configured by outbox.url in postgresql.conf.');
+    IF alter_endpoint.timeout <= interval '0' THEN
+        RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
+    UPDATE outbox.endpoints AS ep
+    SET url = COALESCE(alter_endpoint.url, ep.url),
+        topics = COALESCE(alter_endpoint.topics, ep.topics),
+        headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
+                       ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
+        timeout = COALESCE(alter_endpoint.timeout, ep.timeout),
+        updated_at = now()
+    WHERE ep.id = target;
+END
+$$;
+
+CREATE FUNCTION outbox.rotate_secret(name text, new_secret text DEFAULT NULL,
+                                     grace interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(rotate_secret.name, true);
+    signing_secret text;
+BEGIN
+    PERFORM outbox.refuse_default(target, 'rotate the secret of',
+        'The default endpoint signs with outbox.secret in postgresql.conf.');
+    IF rotate_secret.grace IS NULL OR rotate_secret.grace < interval '0' THEN
+        RAISE EXCEPTION 'grace must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(NULL, NULL, NULL, rotate_secret.new_secret);
+    signing_secret := COALESCE(rotate_secret.new_secret, outbox.new_secret());
+    -- Old secrets stay valid for the grace period (never longer than they
+    -- already would), then they are gone.
+    UPDATE outbox.endpoint_secrets AS s
+    SET expires_at = now() + rotate_secret.grace
+    WHERE s.endpoint_id = target AND (s.expires_at IS NULL OR s.expires_at > now() + rotate_secret.grace);
+    DELETE FROM outbox.endpoint_secrets AS s WHERE s.endpoint_id = target AND s.expires_at <= now();
+    INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (target, signing_secret);
+    UPDATE outbox.endpoints AS ep SET updated_at = now() WHERE ep.id = target;
+    RETURN signing_secret;
+END
+$$;
+
+CREATE FUNCTION outbox.disable_endpoint(name text, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(disable_endpoint.name, true);
+BEGIN
+    UPDATE outbox.endpoints AS ep
+    SET enabled = false,
+        disabled_reason = COALESCE(disable_endpoint.reason, format('disabled by %s', session_user)),
+        disabled_at = now(), updated_at = now()
+    WHERE ep.id = target;
+END
+$$;
+
+CREATE FUNCTION outbox.enable_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(enable_endpoint.name, true);
+BEGIN
+    UPDATE outbox.endpoints AS ep
+    SET enabled = true, disabled_reason = NULL, disabled_at = NULL, updated_at = now()
+    WHERE ep.id = target;
+    -- What waited for the endpoint is due at once.
+    UPDATE outbox.deliveries AS d SET next_attempt_at = now()
+    WHERE d.endpoint_id = target AND d.state = 'pending' AND d.next_attempt_at > now();
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+END
+$$;
+
+CREATE FUNCTION outbox.drop_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(drop_endpoint.name, true);
+    touched uuid[];
+BEGIN
+    PERFORM outbox.refuse_default(target, 'drop',
+        'Disable it with outbox.disable_endpoint(''default'') or leave outbox.url empty.');
+    -- Its deliveries go with it; so do events that were only for it.
+    WITH gone AS (
+        DELETE FROM outbox.deliveries AS d WHERE d.endpoint_id = target RETURNING d.event_id
+    )
+    SELECT array_agg(gone.event_id) INTO touched FROM gone;
+    DELETE FROM outbox.events AS e
+    WHERE e.id = ANY (touched)
+      AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id);
+    DELETE FROM outbox.endpoints AS ep WHERE ep.id = target;
+END
+$$;
+
+-- Deliver an event again: to the named endpoint, or to every enabled
+-- endpoint its topic matches. Returns the number of deliveries queued.
+CREATE FUNCTION outbox.replay(event_id uuid, endpoint text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ev outbox.events;
+    target integer;
+    queued integer;
+BEGIN
+    SELECT * INTO ev FROM outbox.events AS e WHERE e.id = replay.event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % does not exist', replay.event_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Delivered events are pruned after outbox.retention.';
+    END IF;
+    IF replay.endpoint IS NOT NULL THEN
+        target := outbox.endpoint_id(replay.endpoint);
+    END IF;
+    INSERT INTO outbox.deliveries AS d (event_id, endpoint_id, seq, key)
+    SELECT ev.id, ep.id, ev.seq, ev.key
+    FROM outbox.endpoints AS ep
+    WHERE (target IS NOT NULL AND ep.id = target)
+       OR (target IS NULL AND ep.enabled AND outbox.topic_matches(ep.topics, ev.topic)
+           AND (ep.id <> 0 OR current_setting('outbox.url') <> ''))
+    ON CONFLICT ON CONSTRAINT deliveries_pkey DO UPDATE
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+    RETURN queued;
+END
+$$;
+
+-- Queue an endpoint's dead deliveries again (those that died since `since`,
+-- or all). Returns how many.
+CREATE FUNCTION outbox.redrive(endpoint text, since timestamptz DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(redrive.endpoint);
+    queued integer;
+BEGIN
+    UPDATE outbox.deliveries AS d
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+    WHERE d.endpoint_id = target AND d.state = 'dead'
+      AND (redrive.since IS NULL OR d.finished_at >= redrive.since);
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+    RETURN queued;
+END
+$$;
+
+-- Endpoints with their state, without secrets.
+CREATE VIEW outbox.endpoint_status AS
+SELECT ep.name,
+       CASE WHEN ep.id = 0 THEN NULLIF(current_setting('outbox.url'), '') ELSE ep.url END AS url,
+       ep.topics, ep.headers, ep.timeout, ep.enabled, ep.disabled_reason, ep.disabled_at,
+       coalesce(st.pending, 0) AS pending, coalesce(st.delivered, 0) AS delivered,
+       coalesce(st.dead, 0) AS dead, st.last_success_at, st.last_failure_at,
+       (SELECT d.last_error FROM outbox.deliveries AS d
+        WHERE d.endpoint_id = ep.id AND d.last_error IS NOT NULL
+        ORDER BY d.last_attempt_at DESC LIMIT 1) AS last_error
+FROM outbox.endpoints AS ep
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.state = 'pending') AS pending,
+           count(*) FILTER (WHERE d.state = 'delivered') AS delivered,
+           count(*) FILTER (WHERE d.state = 'dead') AS dead,
+           max(d.finished_at) FILTER (WHERE d.state = 'delivered') AS last_success_at,
+           max(d.last_attempt_at) FILTER (WHERE d.last_error IS NOT NULL) AS last_failure_at
+    FROM outbox.deliveries AS d
+    WHERE d.endpoint_id = ep.id
+) AS st ON true;
+
+-- Nothing is reachable by PUBLIC; writers enqueue; admins manage endpoints,
+-- read delivery history and replay. Secrets are readable by no role.
 REVOKE ALL ON SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outbox FROM PUBLIC;
 GRANT USAGE ON SCHEMA outbox TO outbox_writer, outbox_admin;
 GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) TO outbox_writer, outbox_admin;
-GRANT SELECT ON outbox.events, outbox.deliveries TO outbox_admin;
-
+GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpoint_status TO outbox_admin;
+GRANT EXECUTE ON FUNCTION
+    outbox.create_endpoint(text, text, text[], text, jsonb, interval),
+    outbox.alter_endpoint(text, text, text[], jsonb, interval),
+    outbox.rotate_secret(text, text, interval),
+    outbox.disable_endpoint(text, text),
+    outbox.enable_endpoint(text),
+    outbox.drop_endpoint(text),
+    outbox.replay(uuid, text),
+    outbox.redrive(text, timestamptz)
+TO outbox_admin;

@@ -4,9 +4,9 @@
 TRUNCATE outbox.events, outbox.deliveries;
 
 -- Nobody but the extension's owner may call it.
-SELECT has_function_privilege('outbox_writer', 'outbox.dispatch(integer)', 'EXECUTE') AS writer,
-       has_function_privilege('outbox_admin', 'outbox.dispatch(integer)', 'EXECUTE') AS admin,
-       has_function_privilege('public', 'outbox.dispatch(integer)', 'EXECUTE') AS public;
+SELECT has_function_privilege('outbox_writer', 'outbox.dispatch(integer, boolean)', 'EXECUTE') AS writer,
+       has_function_privilege('outbox_admin', 'outbox.dispatch(integer, boolean)', 'EXECUTE') AS admin,
+       has_function_privilege('public', 'outbox.dispatch(integer, boolean)', 'EXECUTE') AS public;
 
 -- Committed events are dispatched once, in enqueue order, as pending
 -- deliveries to the default endpoint (0), with the event's seq and key.

@@ -26,7 +26,7 @@ ORDER BY indexrelid::regclass::text;
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
 FROM pg_proc p
 WHERE p.pronamespace = 'outbox'::regnamespace
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 
 -- The roles exist; PUBLIC reaches nothing.
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'outbox\_%' ORDER BY 1;

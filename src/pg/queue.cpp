@@ -78,12 +78,42 @@ WHERE d.event_id = r.event_id::uuid
   AND d.state = 'pending'
 )sql";
 
+// Per endpoint, so that each lookup is the first entry of an index range.
 constexpr const char* kNextDueSql = R"sql(
-SELECT (EXTRACT(epoch FROM min(d.next_attempt_at) - clock_timestamp()) * 1000)::int8
-FROM outbox.deliveries AS d
-WHERE d.state = 'pending'
-  AND d.endpoint_id = $1
-  AND d.next_attempt_at > now()
+SELECT (EXTRACT(epoch FROM min(due.at) - clock_timestamp()) * 1000)::int8
+FROM outbox.endpoints AS ep,
+     LATERAL (SELECT min(d.next_attempt_at) AS at
+              FROM outbox.deliveries AS d
+              WHERE d.state = 'pending'
+                AND d.endpoint_id = ep.id
+                AND d.next_attempt_at > now()) AS due
+WHERE ep.enabled
+)sql";
+
+constexpr const char* kEndpointsVersionSql = R"sql(
+SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') FROM outbox.endpoints
+)sql";
+
+constexpr const char* kLoadEndpointsSql = R"sql(
+SELECT ep.id, ep.name, ep.url,
+       (SELECT string_agg(h.key || ': ' || h.value, E'\n')
+        FROM pg_catalog.jsonb_each_text(ep.headers) AS h),
+       coalesce((EXTRACT(epoch FROM ep.timeout) * 1000)::int4, 0),
+       ep.enabled,
+       (SELECT string_agg(s.secret, ' ' ORDER BY s.created_at DESC)
+        FROM outbox.endpoint_secrets AS s
+        WHERE s.endpoint_id = ep.id AND (s.expires_at IS NULL OR s.expires_at > now())),
+       (SELECT (EXTRACT(epoch FROM min(s.expires_at) - clock_timestamp()) * 1000)::int8
+        FROM outbox.endpoint_secrets AS s
+        WHERE s.endpoint_id = ep.id AND s.expires_at > now())
+FROM outbox.endpoints AS ep
+ORDER BY ep.id
+)sql";
+
+constexpr const char* kDisableEndpointSql = R"sql(
+UPDATE outbox.endpoints
+SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
+WHERE id = $1 AND enabled
 )sql";
 
 // Oldest finished deliveries first, each kind by its own retention.
@@ -111,7 +141,7 @@ WHERE e.id = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id)
 )sql";
 
-constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1)";
+constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
 
 struct Plan {
     const char* sql;
@@ -120,14 +150,17 @@ struct Plan {
     SPIPlanPtr plan;
 };
 
-Plan dispatch_plan{kDispatchSql, 1, {INT4OID}, nullptr};
+Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
 Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
 Plan record_plan{kRecordSql, 9,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                   INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
                  nullptr};
 Plan release_plan{kReleaseSql, 3, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID}, nullptr};
-Plan next_due_plan{kNextDueSql, 1, {INT4OID}, nullptr};
+Plan next_due_plan{kNextDueSql, 0, {}, nullptr};
+Plan endpoints_version_plan{kEndpointsVersionSql, 0, {}, nullptr};
+Plan load_endpoints_plan{kLoadEndpointsSql, 0, {}, nullptr};
+Plan disable_endpoint_plan{kDisableEndpointSql, 2, {INT4OID, TEXTOID}, nullptr};
 Plan prune_deliveries_plan{kPruneDeliveriesSql, 3, {INT8OID, INT8OID, INT4OID}, nullptr};
 Plan prune_events_plan{kPruneEventsSql, 1, {UUIDARRAYOID}, nullptr};
 
@@ -200,8 +233,8 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
 
 }  // namespace
 
-int dispatch_events(int max_events) {
-    Datum values[1] = {Int32GetDatum(max_events)};
+int dispatch_events(int max_events, bool include_default) {
+    Datum values[2] = {Int32GetDatum(max_events), BoolGetDatum(include_default)};
     execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
     bool isnull = true;
     Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -274,14 +307,50 @@ void release_claims(const ResultRow* rows, int count) {
     execute(release_plan, values, nullptr, SPI_OK_UPDATE);
 }
 
-int64 ms_until_next_due(int32 endpoint_id) {
-    Datum values[1] = {Int32GetDatum(endpoint_id)};
-    execute(next_due_plan, values, nullptr, SPI_OK_SELECT);
+int64 ms_until_next_due() {
+    execute(next_due_plan, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull = true;
     Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
     if (isnull) return -1;
     int64 ms = DatumGetInt64(d);
     return ms < 0 ? 0 : ms;
+}
+
+char* endpoints_version(MemoryContext out) {
+    execute(endpoints_version_plan, nullptr, nullptr, SPI_OK_SELECT);
+    MemoryContext old = MemoryContextSwitchTo(out);
+    char* version = column_text(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, nullptr);
+    MemoryContextSwitchTo(old);
+    return version;
+}
+
+int load_endpoints(MemoryContext out, EndpointRow** rows) {
+    int n = execute(load_endpoints_plan, nullptr, nullptr, SPI_OK_SELECT);
+    MemoryContext old = MemoryContextSwitchTo(out);
+    *rows = static_cast<EndpointRow*>(palloc0(sizeof(EndpointRow) * (n > 0 ? n : 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    for (int i = 0; i < n; i++) {
+        HeapTuple tuple = SPI_tuptable->vals[i];
+        EndpointRow& row = (*rows)[i];
+        bool isnull = false;
+        row.id = column_int4(tuple, desc, 1);
+        row.name = column_text(tuple, desc, 2, nullptr);
+        row.url = column_text(tuple, desc, 3, nullptr);
+        row.header_lines = column_text(tuple, desc, 4, nullptr);
+        row.timeout_ms = column_int4(tuple, desc, 5);
+        Datum enabled = SPI_getbinval(tuple, desc, 6, &isnull);
+        row.enabled = !isnull && DatumGetBool(enabled);
+        row.secrets = column_text(tuple, desc, 7, nullptr);
+        Datum change = SPI_getbinval(tuple, desc, 8, &isnull);
+        row.secrets_change_in_ms = isnull ? -1 : DatumGetInt64(change);
+    }
+    MemoryContextSwitchTo(old);
+    return n;
+}
+
+void disable_endpoint(int32 endpoint_id, const char* reason) {
+    Datum values[2] = {Int32GetDatum(endpoint_id), CStringGetTextDatum(reason)};
+    execute(disable_endpoint_plan, values, nullptr, SPI_OK_UPDATE);
 }
 
 int prune_finished(int64 retention_s, int64 dead_retention_s, int limit) {

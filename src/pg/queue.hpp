@@ -23,7 +23,7 @@ struct ClaimedRow {
 
 // Creates the deliveries of up to `max_events` newly visible events
 // (outbox.dispatch); returns how many events it dispatched.
-int dispatch_events(int max_events);
+int dispatch_events(int max_events, bool include_default);
 
 // Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
 // LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
@@ -53,9 +53,29 @@ void record_results(const ResultRow* rows, int count);
 // requests that never finished, so they need not wait for the lease).
 void release_claims(const ResultRow* rows, int count);
 
-// Milliseconds until the earliest pending delivery of `endpoint_id` that is
-// not yet due, or -1 when there is none.
-int64 ms_until_next_due(int32 endpoint_id);
+// Milliseconds until the earliest pending delivery (of any enabled endpoint)
+// that is not yet due, or -1 when there is none.
+int64 ms_until_next_due();
+
+// A cheap fingerprint of the endpoint configuration: it changes whenever an
+// endpoint is created, altered, disabled, enabled, dropped or rotated.
+char* endpoints_version(MemoryContext out);
+
+// One endpoint as the worker needs it; strings palloc'd in `out`.
+struct EndpointRow {
+    int32 id;
+    char* name;
+    char* url;           // nullptr for the default endpoint (outbox.url)
+    char* header_lines;  // "name: value\n..." or nullptr
+    int32 timeout_ms;    // 0: outbox.request_timeout
+    bool enabled;
+    char* secrets;       // valid secrets, newest first, separated by spaces, or nullptr
+    int64 secrets_change_in_ms;  // until the next secret expires, -1: never
+};
+int load_endpoints(MemoryContext out, EndpointRow** rows);
+
+// Disables an endpoint (410 Gone), recording why.
+void disable_endpoint(int32 endpoint_id, const char* reason);
 
 // Deletes up to `limit` delivered (older than retention) and dead (older than
 // dead retention) deliveries, and the events left without deliveries.

@@ -33,6 +33,7 @@ extern "C" {
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <ctime>
 #include <optional>
@@ -48,7 +49,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr int32 kDefaultEndpoint = 0;
 constexpr auto kFlushDelay = milliseconds(20);     // longest a finished result waits to be recorded
 constexpr auto kPruneInterval = std::chrono::seconds(10);
 constexpr int kPruneBatch = 1000;
@@ -71,8 +71,22 @@ struct Finished {
     std::string response;
 };
 
-// "name: value\n..." as produced by the claim query, back into pairs. Names
-// and values were validated by enqueue(): no CR/LF, names are tokens.
+// An endpoint as the worker sends to it. The default endpoint (id 0) takes
+// its URL and secret from the settings.
+struct Endpoint {
+    int32 id = 0;
+    std::string name;
+    std::string url;
+    std::vector<core::SigningKey> keys;
+    std::vector<core::Header> headers;
+    std::optional<milliseconds> timeout;
+    bool enabled = true;
+    std::size_t in_flight = 0;
+    Clock::time_point paused_until{};  // Retry-After from a 429/503
+};
+
+// "name: value\n..." as produced by the worker's queries, back into pairs.
+// Names and values were validated on the way in: no CR/LF, names are tokens.
 std::vector<core::Header> split_header_lines(const char* lines) {
     std::vector<core::Header> headers;
     if (lines == nullptr) return headers;
@@ -102,8 +116,8 @@ class Worker {
 public:
     explicit Worker(int slot)
         : slot_(slot), settings_(load_settings()), client_(settings_.http), rng_(std::random_device{}()) {
-        claim_cxt_ = pg_call([] {
-            return AllocSetContextCreate(TopMemoryContext, "outbox claim", ALLOCSET_DEFAULT_SIZES);
+        query_cxt_ = pg_call([] {
+            return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
         });
         wait_set_ = pg_call([&] {
             WaitEventSet* set = CreateWaitEventSet(TopMemoryContext, 3);
@@ -135,6 +149,7 @@ public:
                 log_message(WARNING, fmt::format("outbox worker: {}", e.what()), e.detail(), e.hint());
                 error_until_ = Clock::now() + kErrorBackoff;
                 want_claim_ = true;
+                endpoints_version_.clear();  // reload them after an error
             }
             wait();
         }
@@ -153,6 +168,7 @@ private:
             in_transaction("outbox: unlisten", [&] { pg_call([&] { Async_Unlisten(old_channel.c_str()); }); });
             listen(settings_.channel);
         }
+        endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
         want_claim_ = true;
     }
 
@@ -160,42 +176,68 @@ private:
         in_transaction("outbox: listen", [&] { pg_call([&] { Async_Listen(channel.c_str()); }); });
     }
 
-    std::size_t free_slots() const {
-        std::size_t in_flight = client_.in_flight();
+    // Whether an endpoint can be sent to now.
+    bool sendable(const Endpoint& e, Clock::time_point now) const {
+        return e.enabled && !e.url.empty() && now >= e.paused_until;
+    }
+
+    // Each endpoint gets an equal share of max_in_flight, so that one that
+    // hangs cannot take every slot from the others.
+    std::size_t endpoint_cap() const {
+        std::size_t active = 0;
+        auto now = Clock::now();
+        for (const auto& [id, e] : endpoints_)
+            if (sendable(e, now)) active++;
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        return in_flight >= max ? 0 : max - in_flight;
+        return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
+    }
+
+    // How many deliveries to claim per endpoint now: for an idle endpoint as
+    // many as it may have in flight (lowest latency), for a busy one only once
+    // half its share is free, so that a busy worker claims in batches.
+    std::vector<std::pair<int32, int>> claim_plan() {
+        std::vector<std::pair<int32, int>> plan;
+        if (!want_claim_ || settings_.paused) return plan;
+        std::size_t total_free = client_.in_flight() >= static_cast<std::size_t>(settings_.max_in_flight)
+                                     ? 0
+                                     : settings_.max_in_flight - client_.in_flight();
+        std::size_t cap = endpoint_cap();
+        auto now = Clock::now();
+        for (const auto& [id, e] : endpoints_) {
+            if (!sendable(e, now) || total_free == 0) continue;
+            std::size_t free = e.in_flight >= cap ? 0 : cap - e.in_flight;
+            free = std::min({free, total_free, static_cast<std::size_t>(settings_.batch_size)});
+            if (free == 0) continue;
+            if (e.in_flight > 0 && free < std::max<std::size_t>(1, std::min<std::size_t>(cap, settings_.batch_size) / 2))
+                continue;
+            plan.emplace_back(id, static_cast<int>(free));
+            total_free -= free;
+        }
+        return plan;
     }
 
     bool delivering() {
         if (settings_.paused) return false;
-        if (settings_.url.empty()) {
-            if (!url_missing_logged_) {
-                log_message(LOG, "outbox.url is not set: events for the default endpoint wait until it is",
-                            {}, "Set outbox.url in postgresql.conf and reload.");
-                url_missing_logged_ = true;
-            }
-            return false;
+        if (settings_.url.empty() && !url_missing_logged_) {
+            log_message(LOG, "outbox.url is not set: the default endpoint receives nothing until it is", {},
+                        "Set outbox.url in postgresql.conf and reload, or create endpoints with "
+                        "outbox.create_endpoint().");
+            url_missing_logged_ = true;
         }
         return true;
-    }
-
-    // Claim when there may be work and enough slots are free: all of them
-    // when idle (lowest latency), else at least half a batch, so that a busy
-    // worker claims in batches rather than one row at a time.
-    bool should_claim() {
-        if (!want_claim_ || Clock::now() < error_until_ || !delivering()) return false;
-        std::size_t free = free_slots();
-        if (free == 0) return false;
-        if (client_.in_flight() == 0) return true;
-        std::size_t half_batch = std::max<std::size_t>(
-            1, std::min<std::size_t>(settings_.batch_size, settings_.max_in_flight) / 2);
-        return free >= half_batch;
     }
 
     bool should_flush() const {
         if (finished_.empty()) return false;
         return finished_.size() >= static_cast<std::size_t>(settings_.batch_size) ||
                client_.in_flight() == 0 || Clock::now() - oldest_finished_ >= kFlushDelay;
+    }
+
+    bool should_transact() {
+        if (should_flush()) return true;
+        if (!want_claim_ || settings_.paused) return false;
+        // Before the endpoints are known, a transaction is how to learn them.
+        return endpoints_version_.empty() || Clock::now() >= secrets_change_at_ || !claim_plan().empty();
     }
 
     void step() {
@@ -207,10 +249,8 @@ private:
             want_claim_ = true;
             claim_deadline_ = now + settings_.poll_interval;
         }
-        bool flush = should_flush();
-        bool claim = should_claim();
         try {
-            if (flush || claim) deliver_transaction(flush, claim);
+            if (should_transact()) deliver_transaction();
             if (Clock::now() >= next_prune_) prune();
             consecutive_errors_ = 0;
         } catch (const PgError&) {
@@ -226,77 +266,134 @@ private:
         }
     }
 
-    // Records finished attempts and claims new deliveries in one transaction;
-    // the claimed requests start only after it commits.
-    void deliver_transaction(bool flush, bool claim) {
+    // One short transaction: record finished attempts (and disable endpoints
+    // that answered 410), dispatch new events, claim due deliveries. The
+    // claimed requests start only after it commits.
+    void deliver_transaction() {
         std::vector<http::Request> requests;
         std::vector<InFlight> claimed;
         bool present = false;
+        bool claimed_full = false;
         std::optional<int64> next_due_ms;
-        int asked = 0;
-        int got = 0;
         int dispatch_limit = settings_.batch_size * 10;
         int dispatched = 0;
-        bool dispatch = delivering();
+        bool flush = !finished_.empty();
+        bool active = !settings_.paused && delivering();
         in_transaction("outbox: record and claim", [&] {
             present = pg_call([] { return extension_installed(); });
             if (!present) return;
-            if (flush) record(finished_);
-            if (dispatch) dispatched = pg_call([&] { return dispatch_events(dispatch_limit); });
-            if (claim) {
-                asked = static_cast<int>(std::min<std::size_t>(settings_.batch_size, free_slots()));
-                got = claim_into(asked, requests, claimed);
-                if (got < asked) next_due_ms = pg_call([] { return ms_until_next_due(kDefaultEndpoint); });
+            if (flush) {
+                record(finished_);
+                for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
             }
+            if (!active) return;
+            refresh_endpoints();
+            dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
+            for (auto [endpoint_id, limit] : claim_plan()) {
+                int got = claim_into(endpoint_id, limit, requests, claimed);
+                if (got == limit) claimed_full = true;
+            }
+            if (!claimed_full) next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
-        pg_call([&] { MemoryContextReset(claim_cxt_); });
+        pg_call([&] { MemoryContextReset(query_cxt_); });
         if (!note_extension(present)) {
             // Without the extension nothing we hold can be written back; look
             // again at the next poll.
             finished_.clear();
+            gone_.clear();
             want_claim_ = false;
+            endpoints_version_.clear();
             return;
         }
         if (flush) {
             finished_.clear();
+            gone_.clear();
             want_claim_ = true;  // finished heads may unblock keys; retries change the next due time
         }
-        if (dispatched == dispatch_limit) want_claim_ = true;  // more events to dispatch
-        if (!claim) return;
+        if (!active) return;
         auto now = Clock::now();
         claim_deadline_ = now + settings_.poll_interval;
-        // A full batch, or a full dispatch: there is probably more.
-        want_claim_ = got == asked || dispatched == dispatch_limit;
+        // A full batch or a full dispatch: there is probably more.
+        want_claim_ = claimed_full || dispatched == dispatch_limit;
         if (next_due_ms && *next_due_ms >= 0)
             claim_deadline_ = std::min(claim_deadline_, now + milliseconds(*next_due_ms));
         for (std::size_t i = 0; i < requests.size(); i++) {
+            auto it = endpoints_.find(claimed[i].endpoint_id);
+            if (it != endpoints_.end()) it->second.in_flight++;
             in_flight_.emplace(requests[i].tag, std::move(claimed[i]));
             client_.start(std::move(requests[i]));
         }
     }
 
-    int claim_into(int limit, std::vector<http::Request>& requests, std::vector<InFlight>& claimed) {
+    // Reloads the endpoints when their configuration changed or a rotated
+    // secret expired. Keeps each endpoint's in-flight count and pause.
+    void refresh_endpoints() {
+        char* version_text = pg_call([&] { return endpoints_version(query_cxt_); });
+        std::string version = version_text ? version_text : "";
+        if (version == endpoints_version_ && Clock::now() < secrets_change_at_) return;
+        EndpointRow* rows = nullptr;
+        int n = pg_call([&] { return load_endpoints(query_cxt_, &rows); });
+        std::map<int32, Endpoint> fresh;
+        secrets_change_at_ = Clock::time_point::max();
+        for (int i = 0; i < n; i++) {
+            const EndpointRow& row = rows[i];
+            Endpoint e;
+            e.id = row.id;
+            e.name = row.name ? row.name : "";
+            e.enabled = row.enabled;
+            if (row.id == 0) {
+                e.url = settings_.url;
+                e.keys = settings_.keys;
+            } else {
+                e.url = row.url ? row.url : "";
+                std::string_view secrets = row.secrets ? row.secrets : "";
+                while (!secrets.empty()) {
+                    std::size_t space = secrets.find(' ');
+                    e.keys.push_back(core::SigningKey::parse(secrets.substr(0, space)));
+                    if (space == std::string_view::npos) break;
+                    secrets.remove_prefix(space + 1);
+                }
+            }
+            e.headers = split_header_lines(row.header_lines);
+            if (row.timeout_ms > 0) e.timeout = milliseconds(row.timeout_ms);
+            if (row.secrets_change_in_ms >= 0)
+                secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
+            if (auto old = endpoints_.find(e.id); old != endpoints_.end()) {
+                e.in_flight = old->second.in_flight;
+                e.paused_until = old->second.paused_until;
+            }
+            fresh.emplace(e.id, std::move(e));
+        }
+        endpoints_ = std::move(fresh);
+        endpoints_version_ = version;
+    }
+
+    int claim_into(int32 endpoint_id, int limit, std::vector<http::Request>& requests,
+                   std::vector<InFlight>& claimed) {
+        const Endpoint& endpoint = endpoints_.at(endpoint_id);
         ClaimedRow* rows = nullptr;
-        int lease_ms = static_cast<int>(settings_.lease.count());
-        int n = pg_call([&] { return claim_deliveries(kDefaultEndpoint, limit, lease_ms, claim_cxt_, &rows); });
+        int lease_ms = static_cast<int>(std::max(settings_.lease, endpoint.timeout.value_or(milliseconds(0)) +
+                                                                     std::chrono::seconds(5)).count());
+        int n = pg_call([&] { return claim_deliveries(endpoint_id, limit, lease_ms, query_cxt_, &rows); });
         int64_t timestamp = static_cast<int64_t>(std::time(nullptr));
         for (int i = 0; i < n; i++) {
             const ClaimedRow& row = rows[i];
             http::Request request;
             request.tag = ++last_tag_;
-            request.url = settings_.url;
+            request.url = endpoint.url;
             request.body.assign(row.payload, row.payload_len);
             std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
             core::RequestHeaderInput in;
             in.msg_id = row.event_id;
             in.timestamp = timestamp;
             in.body = request.body;
-            in.keys = settings_.keys;
+            in.keys = endpoint.keys;
             in.user_agent = settings_.http.user_agent;
+            in.endpoint_headers = endpoint.headers;
             in.event_headers = event_headers;
             request.headers = core::build_request_headers(in);
-            request.timeout = settings_.request_timeout;
-            request.connect_timeout = settings_.connect_timeout;
+            request.timeout = endpoint.timeout.value_or(settings_.request_timeout);
+            request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
             requests.push_back(std::move(request));
             claimed.push_back(InFlight{row.event_id, row.endpoint_id, row.attempt});
         }
@@ -331,22 +428,36 @@ private:
             Finished f;
             f.delivery = std::move(it->second);
             in_flight_.erase(it);
+            auto endpoint = endpoints_.find(f.delivery.endpoint_id);
+            if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
             core::AttemptResult result;
             result.attempt = f.delivery.attempt;
             result.http_status = response.status;
             if (!response.retry_after.empty())
                 result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
             core::Decision decision = core::decide(settings_.retry, result, unit(rng_));
-            if (decision.outcome == core::Outcome::Gone) {
-                // The default endpoint lives in postgresql.conf and cannot be
-                // disabled from here: 410 counts as an ordinary failure.
-                result.http_status = 500;
-                decision = core::decide(settings_.retry, result, unit(rng_));
-            }
             switch (decision.outcome) {
                 case core::Outcome::Delivered: f.state = "delivered"; break;
                 case core::Outcome::Dead: f.state = "dead"; break;
-                default: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
+                case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
+                case core::Outcome::Gone:
+                    // The endpoint is gone: disable it; its deliveries wait
+                    // (pending) until it is enabled again.
+                    f.state = "pending";
+                    if (endpoint != endpoints_.end()) {
+                        endpoint->second.enabled = false;
+                        gone_[f.delivery.endpoint_id] =
+                            fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
+                    }
+                    break;
+            }
+            // 429/503 with Retry-After: the whole endpoint waits, not just
+            // this delivery.
+            if ((response.status == 429 || response.status == 503) && result.retry_after &&
+                endpoint != endpoints_.end()) {
+                auto until = Clock::now() + core::clamp_retry_after(settings_.retry, *result.retry_after);
+                endpoint->second.paused_until = std::max(endpoint->second.paused_until, until);
+                claim_deadline_ = std::min(claim_deadline_, until);
             }
             f.status = static_cast<int32>(response.status);
             f.error = !response.error.empty() ? std::move(response.error)
@@ -355,8 +466,14 @@ private:
             f.duration_us = response.duration.count();
             f.response = std::move(response.body);
             if (decision.outcome == core::Outcome::Dead)
-                log_message(LOG, fmt::format("outbox: delivery of event {} is dead after {} attempts: {}",
-                                             f.delivery.event_id, f.delivery.attempt, f.error));
+                log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
+                                             f.delivery.event_id,
+                                             endpoint != endpoints_.end() ? endpoint->second.name : "?",
+                                             f.delivery.attempt, f.error));
+            if (decision.outcome == core::Outcome::Gone)
+                log_message(WARNING, fmt::format("outbox: endpoint \"{}\" answered 410 Gone; it is disabled",
+                                                 endpoint != endpoints_.end() ? endpoint->second.name : "?"),
+                            {}, "Enable it again with outbox.enable_endpoint() once it is back.");
             if (finished_.empty()) oldest_finished_ = Clock::now();
             finished_.push_back(std::move(f));
         }
@@ -395,8 +512,8 @@ private:
 
     long wait_timeout_ms() {
         auto now = Clock::now();
-        if (now >= error_until_ && (should_flush() || should_claim())) return 0;
-        auto deadline = std::min(claim_deadline_, next_prune_);
+        if (now >= error_until_ && should_transact()) return 0;
+        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_});
         if (!finished_.empty()) deadline = std::min(deadline, oldest_finished_ + kFlushDelay);
         if (now < error_until_) deadline = std::max(deadline, error_until_);
         auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
@@ -443,10 +560,14 @@ private:
     Settings settings_;
     http::Client client_;
     std::mt19937_64 rng_;
-    MemoryContext claim_cxt_ = nullptr;
+    MemoryContext query_cxt_ = nullptr;
     WaitEventSet* wait_set_ = nullptr;
+    std::map<int32, Endpoint> endpoints_;
+    std::string endpoints_version_;  // empty: not loaded
+    Clock::time_point secrets_change_at_ = Clock::time_point::max();
     std::unordered_map<std::uint64_t, InFlight> in_flight_;
     std::vector<Finished> finished_;
+    std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
     Clock::time_point next_prune_ = Clock::now() + kPruneInterval;

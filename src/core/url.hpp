@@ -1,0 +1,15 @@
+// Endpoint URLs: what the worker will POST to.
+#pragma once
+
+#include <string_view>
+
+namespace outbox::core {
+
+// Accepts absolute http:// and https:// URLs with a host, parsed by libcurl's
+// URL parser (the same one that will be used to send). Refuses other
+// schemes, user:password parts (credentials would show in the endpoint
+// list; send them as headers), fragments, white space and URLs longer than
+// 2048 bytes. Throws InvalidInput naming what is wrong.
+void validate_endpoint_url(std::string_view url);
+
+}  // namespace outbox::core

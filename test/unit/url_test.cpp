@@ -1,0 +1,35 @@
+#include "core/url.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+
+using outbox::core::InvalidInput;
+using outbox::core::validate_endpoint_url;
+
+TEST(EndpointUrl, AcceptsHttpAndHttps) {
+    EXPECT_NO_THROW(validate_endpoint_url("https://hooks.example.com/outbox"));
+    EXPECT_NO_THROW(validate_endpoint_url("http://127.0.0.1:8080/hook?tenant=1"));
+    EXPECT_NO_THROW(validate_endpoint_url("http://[::1]:9000/"));
+    EXPECT_NO_THROW(validate_endpoint_url("HTTPS://Example.COM"));
+}
+
+TEST(EndpointUrl, RefusesOtherSchemesAndShapes) {
+    for (const char* url : {"", "ftp://example.com/x", "file:///etc/passwd", "gopher://x", "example.com/hook",
+                            "https://", "http://user:pw@example.com/", "http://user@example.com/",
+                            "https://example.com/a b", "https://example.com/\n", "https://example.com/#frag",
+                            "javascript:alert(1)"}) {
+        EXPECT_THROW(validate_endpoint_url(url), InvalidInput) << url;
+    }
+    EXPECT_THROW(validate_endpoint_url("https://example.com/" + std::string(2100, 'a')), InvalidInput);
+}
+
+TEST(EndpointUrl, MessageNamesTheProblem) {
+    try {
+        validate_endpoint_url("ftp://example.com/x");
+        FAIL() << "no exception";
+    } catch (const InvalidInput& e) {
+        EXPECT_NE(std::string(e.what()).find("only http and https"), std::string::npos) << e.what();
+        EXPECT_FALSE(e.hint().empty());
+    }
+}
