@@ -9,8 +9,11 @@ PG_SRCS = $(wildcard src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
-# with the library preloaded by test/regress.sh.
+# with the library preloaded by test/regress.sh (not by `make installcheck`,
+# which would need a running server started by hand).
 REGRESS = schema enqueue dispatch endpoints security gucs
+# Isolation specs (specs/, expected/): concurrent claimers.
+ISOLATION = claim
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++20 -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register

@@ -108,7 +108,7 @@ CREATE TABLE outbox.deliveries (
 
 -- What the claim scans: only pending rows, in due order, so that its cost
 -- does not grow with delivered history or with the backlog.
-CREATE INDEX deliveries_due ON outbox.deliveries (endpoint_id, next_attempt_at)
+CREATE INDEX deliveries_due ON outbox.deliveries (endpoint_id, next_attempt_at, seq)
     WHERE state = 'pending';
 
 -- Per-key order: "is there an earlier pending delivery of this key?"
@@ -244,6 +244,57 @@ AS 'MODULE_PATHNAME', 'outbox_enqueue';
 
 COMMENT ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) IS
     'Enqueue an event in the current transaction; returns its id (the webhook-id)';
+
+-- Claims up to max_rows due deliveries of one endpoint for sending: locks
+-- them (FOR UPDATE SKIP LOCKED, so concurrent claimers never get the same
+-- row), leases them for lease_ms (next_attempt_at moves forward, so they
+-- come back by themselves if the claimer dies) and counts the attempt. A
+-- keyed delivery is claimed only when no earlier delivery of the same key
+-- and endpoint is still pending. The worker calls this; so can an external
+-- relay that shares the table. The partial index deliveries_due serves the
+-- scan and deliveries_key_order the per-key test, so the cost does not grow
+-- with the backlog.
+CREATE FUNCTION outbox.claim(endpoint_id integer, max_rows integer, lease_ms bigint)
+RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH due AS (
+        SELECT d.event_id, d.endpoint_id
+        FROM outbox.deliveries AS d
+        WHERE d.state = 'pending'
+          AND d.endpoint_id = claim.endpoint_id
+          AND d.next_attempt_at <= now()
+          AND (d.key IS NULL OR NOT EXISTS (
+                SELECT 1
+                FROM outbox.deliveries AS earlier
+                WHERE earlier.state = 'pending'
+                  AND earlier.endpoint_id = d.endpoint_id
+                  AND earlier.key = d.key
+                  AND earlier.seq < d.seq))
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT max_rows
+        FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE outbox.deliveries AS d
+        SET attempts = d.attempts + 1,
+            next_attempt_at = now() + lease_ms * interval '1 millisecond',
+            last_attempt_at = now()
+        FROM due
+        WHERE d.event_id = due.event_id
+          AND d.endpoint_id = due.endpoint_id
+        RETURNING d.event_id, d.attempts, d.seq
+    )
+    SELECT l.event_id, l.attempts, e.topic, e.payload::text,
+           (SELECT string_agg(h.key || ': ' || h.value, E'\n')
+            FROM jsonb_each_text(e.headers) AS h)
+    FROM leased AS l
+    JOIN outbox.events AS e ON e.id = l.event_id
+    ORDER BY l.seq;
+END
+$$;
 
 -- Endpoint management. SECURITY DEFINER because they write secrets, which
 -- no role may read; EXECUTE is granted to outbox_admin only. Every function

@@ -12,40 +12,8 @@ namespace outbox::pg {
 
 namespace {
 
-// Claim: due deliveries in due order, keyed ones only when they head their
-// key. The partial index deliveries_due serves the scan and
-// deliveries_key_order the head-of-key test, so the cost does not grow with
-// the backlog.
-constexpr const char* kClaimSql = R"sql(
-WITH due AS (
-    SELECT d.event_id, d.endpoint_id
-    FROM outbox.deliveries AS d
-    WHERE d.state = 'pending'
-      AND d.endpoint_id = $1
-      AND d.next_attempt_at <= now()
-      AND (d.key IS NULL OR NOT EXISTS (
-            SELECT 1
-            FROM outbox.deliveries AS earlier
-            WHERE earlier.state = 'pending'
-              AND earlier.endpoint_id = d.endpoint_id
-              AND earlier.key = d.key
-              AND earlier.seq < d.seq))
-    ORDER BY d.next_attempt_at
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE outbox.deliveries AS d
-SET attempts = d.attempts + 1,
-    next_attempt_at = now() + $3 * interval '1 millisecond',
-    last_attempt_at = now()
-FROM due, outbox.events AS e
-WHERE d.event_id = due.event_id
-  AND d.endpoint_id = due.endpoint_id
-  AND e.id = d.event_id
-RETURNING d.event_id::text, d.endpoint_id, d.attempts, e.topic, e.payload::text,
-          (SELECT string_agg(h.key || ': ' || h.value, E'\n')
-           FROM pg_catalog.jsonb_each_text(e.headers) AS h)
-)sql";
+// Claim: see outbox.claim() in the install script.
+constexpr const char* kClaimSql = "SELECT * FROM outbox.claim($1, $2, $3)";
 
 constexpr const char* kRecordSql = R"sql(
 UPDATE outbox.deliveries AS d
@@ -244,19 +212,19 @@ int dispatch_events(int max_events, bool include_default) {
 int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
                      ClaimedRow** rows) {
     Datum values[3] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms)};
-    int n = execute(claim_plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
+    int n = execute(claim_plan, values, nullptr, SPI_OK_SELECT);
     MemoryContext old = MemoryContextSwitchTo(out);
     *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
     TupleDesc desc = SPI_tuptable->tupdesc;
     for (int i = 0; i < n; i++) {
         HeapTuple tuple = SPI_tuptable->vals[i];
         ClaimedRow& row = (*rows)[i];
-        row.event_id = column_text(tuple, desc, 1, nullptr);
-        row.endpoint_id = column_int4(tuple, desc, 2);
-        row.attempt = column_int4(tuple, desc, 3);
-        row.topic = column_text(tuple, desc, 4, nullptr);
-        row.payload = column_text(tuple, desc, 5, &row.payload_len);
-        row.header_lines = column_text(tuple, desc, 6, nullptr);
+        row.event_id = SPI_getvalue(tuple, desc, 1);  // uuid as text
+        row.endpoint_id = endpoint_id;
+        row.attempt = column_int4(tuple, desc, 2);
+        row.topic = column_text(tuple, desc, 3, nullptr);
+        row.payload = column_text(tuple, desc, 4, &row.payload_len);
+        row.header_lines = column_text(tuple, desc, 5, nullptr);
     }
     MemoryContextSwitchTo(old);
     return n;
