@@ -1,0 +1,154 @@
+// A throwaway PostgreSQL cluster with the extension preloaded, for
+// end-to-end tests: initdb in a temporary directory, a Unix socket there,
+// the real server, the real worker. PostgreSQL refuses to run as root, so as
+// root the server runs as the postgres user.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+const bindir = execFileSync('pg_config', ['--bindir']).toString().trim();
+const asRoot = process.getuid() === 0;
+
+function runAsPostgres(program, args, { check = true } = {}) {
+  const cmd = asRoot ? 'runuser' : path.join(bindir, program);
+  const argv = asRoot ? ['-u', 'postgres', '--', path.join(bindir, program), ...args] : args;
+  const result = spawnSync(cmd, argv, { encoding: 'utf8' });
+  if (check && result.status !== 0) {
+    throw new Error(`${program} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}`);
+  }
+  return result;
+}
+
+function confLine(name, value) {
+  if (typeof value === 'number' || typeof value === 'boolean') return `${name} = ${value}`;
+  return `${name} = '${String(value).replaceAll("'", "''")}'`;
+}
+
+let nextPort = 20000 + (process.pid % 20000);
+
+// Polls `condition` (sync or async) until it returns a truthy value, which
+// it returns; fails with `message` after `timeout` ms.
+export async function waitFor(condition, { timeout = 30000, interval = 50, message = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await condition();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${message}` + (last instanceof Error ? `: ${last.message}` : ''));
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+export async function startCluster({ conf = {}, preload = true, database = 'outbox_test', createExtension = true,
+                                     createDatabase = true } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-e2e-'));
+  if (asRoot) execFileSync('chown', ['postgres:', dir]);
+  const data = path.join(dir, 'data');
+  const logFile = path.join(dir, 'server.log');
+  const port = nextPort++;
+  runAsPostgres('initdb', ['-D', data, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres']);
+  const settings = {
+    listen_addresses: '',
+    unix_socket_directories: dir,
+    port,
+    max_prepared_transactions: 4,
+    'outbox.database': database,
+    'outbox.poll_interval': '200ms',
+    'outbox.retry_base': '100ms',
+    'outbox.retry_max': '1s',
+    'outbox.allowed_networks': '127.0.0.1/32',
+    ...(preload ? { shared_preload_libraries: 'outbox' } : {}),
+    ...conf,
+  };
+  const lines = Object.entries(settings).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => confLine(k, v));
+  fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# end-to-end test settings\n${lines.join('\n')}\n`);
+
+  const connection = (db) => ({ host: dir, port, user: 'postgres', database: db });
+  const cluster = {
+    dir,
+    port,
+    database,
+    logFile,
+    async start() {
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start']);
+    },
+    async stop({ mode = 'fast' } = {}) {
+      runAsPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop'], { check: false });
+    },
+    async restart({ mode = 'fast' } = {}) {
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart']);
+    },
+    async query(sql, params = [], db = database) {
+      const client = new pg.Client(connection(db));
+      await client.connect();
+      try {
+        return await client.query(sql, params);
+      } finally {
+        await client.end();
+      }
+    },
+    // A connected client for explicit transactions; the caller ends it.
+    async client(db = database) {
+      const client = new pg.Client(connection(db));
+      await client.connect();
+      return client;
+    },
+    async reload(values) {
+      for (const [name, value] of Object.entries(values)) {
+        if (value === null) await cluster.query(`ALTER SYSTEM RESET ${name}`, [], 'postgres');
+        else await cluster.query(`ALTER SYSTEM SET ${name} = ${pg.escapeLiteral(String(value))}`, [], 'postgres');
+      }
+      await cluster.query('SELECT pg_reload_conf()', [], 'postgres');
+      // Reloading is asynchronous: wait until new sessions see the values
+      // (the postmaster has read the file; the worker reacts to the same
+      // signal at once). Values are compared as PostgreSQL shows them.
+      await waitFor(async () => {
+        for (const [name, value] of Object.entries(values)) {
+          if (value === null) continue;
+          const { rows } = await cluster.query('SELECT current_setting($1) AS v', [name], 'postgres');
+          if (rows[0].v !== String(value)) return false;
+        }
+        return true;
+      }, { timeout: 10000, message: `settings ${JSON.stringify(values)} to load` });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    },
+    log() {
+      try {
+        return fs.readFileSync(logFile, 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    async workerPids() {
+      const { rows } = await cluster.query(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox worker' ORDER BY pid", [], 'postgres');
+      return rows.map((r) => r.pid);
+    },
+    // Deliveries by state, and events not dispatched yet.
+    async counts() {
+      const { rows } = await cluster.query(`
+        SELECT (SELECT count(*) FROM outbox.events)::int AS events,
+               (SELECT count(*) FROM outbox.deliveries WHERE state = 'pending')::int AS pending,
+               (SELECT count(*) FROM outbox.deliveries WHERE state = 'delivered')::int AS delivered,
+               (SELECT count(*) FROM outbox.deliveries WHERE state = 'dead')::int AS dead`);
+      return rows[0];
+    },
+    async destroy() {
+      await cluster.stop({ mode: 'immediate' });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  await cluster.start();
+  if (createDatabase && database !== 'postgres') await cluster.query(`CREATE DATABASE ${database}`, [], 'postgres');
+  if (createDatabase && createExtension) await cluster.query('CREATE EXTENSION outbox');
+  return cluster;
+}

@@ -1,0 +1,106 @@
+// A real webhook receiver for end-to-end tests: node:http on a loopback
+// address, every request verified with the `standardwebhooks` package and
+// recorded with its raw body. Tests choose the answers.
+import http from 'node:http';
+import { Webhook } from 'standardwebhooks';
+
+import { waitFor } from './cluster.mjs';
+
+// respond(request) -> { status = 204, headers = {}, body = '', delay = 0 }
+// `secrets`: keys to verify with; each request records whether each verifies.
+export async function startSink({ host = '127.0.0.1', port = 0, secrets = [], respond } = {}) {
+  const sink = {
+    host,
+    port,
+    requests: [],
+    respond: respond || (() => ({ status: 204 })),
+    server: null,
+    sockets: new Set(),
+    get url() {
+      return `http://${host}:${sink.port}/hook`;
+    },
+    // Distinct webhook-ids received.
+    ids() {
+      return new Set(sink.requests.map((r) => r.id));
+    },
+    byId(id) {
+      return sink.requests.filter((r) => r.id === id);
+    },
+    async waitForIds(ids, { timeout = 30000 } = {}) {
+      const wanted = [...ids];
+      await waitFor(() => wanted.every((id) => sink.requests.some((r) => r.id === id)), {
+        timeout,
+        message: `${wanted.length} webhook ids at ${sink.url} (have ${sink.ids().size})`,
+      });
+    },
+    async waitForCount(n, { timeout = 30000 } = {}) {
+      await waitFor(() => sink.requests.length >= n, { timeout, message: `${n} requests at ${sink.url} (have ${sink.requests.length})` });
+    },
+    async listen() {
+      sink.server = http.createServer((req, res) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', async () => {
+          const raw = Buffer.concat(chunks);
+          const body = raw.toString('utf8');
+          const headers = { ...req.headers };
+          const record = {
+            id: headers['webhook-id'],
+            timestamp: headers['webhook-timestamp'],
+            signature: headers['webhook-signature'],
+            headers,
+            path: req.url,
+            method: req.method,
+            raw,
+            body,
+            receivedAt: Date.now(),
+            verifiedWith: secrets.map((secret) => {
+              try {
+                new Webhook(secret).verify(body, headers);
+                return true;
+              } catch {
+                return false;
+              }
+            }),
+          };
+          record.verified = record.verifiedWith.length > 0 && record.verifiedWith.every(Boolean);
+          sink.requests.push(record);
+          const answer = { status: 204, headers: {}, body: '', delay: 0, ...(await sink.respond(record)) };
+          if (answer.delay) await new Promise((resolve) => setTimeout(resolve, answer.delay));
+          if (answer.destroy) {
+            req.socket.destroy();
+            return;
+          }
+          res.writeHead(answer.status, answer.headers);
+          res.end(answer.body);
+        });
+      });
+      sink.server.keepAliveTimeout = 60000;
+      sink.server.on('connection', (socket) => {
+        sink.sockets.add(socket);
+        socket.on('close', () => sink.sockets.delete(socket));
+      });
+      await new Promise((resolve, reject) => {
+        sink.server.once('error', reject);
+        sink.server.listen(sink.port, host, resolve);
+      });
+      sink.port = sink.server.address().port;
+    },
+    // Stops listening and drops every connection: the receiver is down.
+    async down() {
+      for (const socket of sink.sockets) socket.destroy();
+      await new Promise((resolve) => sink.server.close(resolve));
+      sink.server = null;
+    },
+    async up() {
+      await sink.listen();
+    },
+    async close() {
+      if (sink.server) await sink.down();
+    },
+  };
+  await sink.listen();
+  return sink;
+}
+
+export const TEST_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
