@@ -279,6 +279,9 @@ private:
         int dispatched = 0;
         bool flush = !finished_.empty();
         bool active = !settings_.paused && delivering();
+        // Recording may unblock keys (a head delivered or dead) and changes
+        // the next due time: look for work in the same transaction.
+        if (flush) want_claim_ = true;
         in_transaction("outbox: record and claim", [&] {
             present = pg_call([] { return extension_installed(); });
             if (!present) return;
@@ -308,7 +311,6 @@ private:
         if (flush) {
             finished_.clear();
             gone_.clear();
-            want_claim_ = true;  // finished heads may unblock keys; retries change the next due time
         }
         if (!active) return;
         auto now = Clock::now();

@@ -88,6 +88,7 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     },
     async query(sql, params = [], db = database) {
       const client = new pg.Client(connection(db));
+      client.on('error', () => {});  // a server going away mid-test surfaces as a failed query
       await client.connect();
       try {
         return await client.query(sql, params);
@@ -98,6 +99,7 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     // A connected client for explicit transactions; the caller ends it.
     async client(db = database) {
       const client = new pg.Client(connection(db));
+      client.on('error', () => {});  // a server going away mid-test surfaces as a failed query
       await client.connect();
       return client;
     },
