@@ -116,12 +116,16 @@ bool check_max_payload_size(int* newval, void**, GucSource source) {
 }  // namespace
 
 void define_gucs() {
-    DefineCustomStringVariable(
-        "outbox.database", "Database whose outbox the background workers deliver.", nullptr,
-        &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable(
-        "outbox.workers", "Number of background workers claiming and delivering events.", nullptr,
-        &guc_workers, 1, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    // Server-start settings can only be defined while the library is
+    // preloaded; loaded later (not preloaded), there is no worker anyway.
+    if (process_shared_preload_libraries_in_progress) {
+        DefineCustomStringVariable(
+            "outbox.database", "Database whose outbox the background workers deliver.", nullptr,
+            &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+        DefineCustomIntVariable(
+            "outbox.workers", "Number of background workers claiming and delivering events.", nullptr,
+            &guc_workers, 1, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    }
     DefineCustomBoolVariable(
         "outbox.paused", "When on, workers claim nothing and events accumulate.", nullptr,
         &guc_paused, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
