@@ -192,28 +192,37 @@ private:
         return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
     }
 
-    // How many deliveries to claim per endpoint now: for an idle endpoint as
-    // many as it may have in flight (lowest latency), for a busy one only once
-    // half its share is free, so that a busy worker claims in batches.
+    // Which endpoints to claim for now, and at most how many each: for an
+    // idle endpoint as many as its share allows (lowest latency), for a busy
+    // one only once half its share is free, so that a busy worker claims in
+    // batches. The worker-wide limit is applied while claiming, to what each
+    // claim actually returned; the starting endpoint rotates so that none is
+    // always served last.
     std::vector<std::pair<int32, int>> claim_plan() {
         std::vector<std::pair<int32, int>> plan;
-        if (!want_claim_ || settings_.paused) return plan;
-        std::size_t total_free = client_.in_flight() >= static_cast<std::size_t>(settings_.max_in_flight)
-                                     ? 0
-                                     : settings_.max_in_flight - client_.in_flight();
+        if (!want_claim_ || settings_.paused || free_slots() == 0) return plan;
         std::size_t cap = endpoint_cap();
         auto now = Clock::now();
         for (const auto& [id, e] : endpoints_) {
-            if (!sendable(e, now) || total_free == 0) continue;
+            if (!sendable(e, now)) continue;
             std::size_t free = e.in_flight >= cap ? 0 : cap - e.in_flight;
-            free = std::min({free, total_free, static_cast<std::size_t>(settings_.batch_size)});
+            free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
             if (e.in_flight > 0 && free < std::max<std::size_t>(1, std::min<std::size_t>(cap, settings_.batch_size) / 2))
                 continue;
             plan.emplace_back(id, static_cast<int>(free));
-            total_free -= free;
+        }
+        if (!plan.empty()) {
+            std::size_t first = claim_rotation_++ % plan.size();
+            std::rotate(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(first), plan.end());
         }
         return plan;
+    }
+
+    std::size_t free_slots() const {
+        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
+        std::size_t used = client_.in_flight() + claimed_pending_;
+        return used >= max ? 0 : max - used;
     }
 
     bool delivering() {
@@ -279,6 +288,7 @@ private:
         int dispatched = 0;
         bool flush = !finished_.empty();
         bool active = !settings_.paused && delivering();
+        claimed_pending_ = 0;
         // Recording may unblock keys (a head delivered or dead) and changes
         // the next due time: look for work in the same transaction.
         if (flush) want_claim_ = true;
@@ -293,11 +303,16 @@ private:
             refresh_endpoints();
             dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
             for (auto [endpoint_id, limit] : claim_plan()) {
-                int got = claim_into(endpoint_id, limit, requests, claimed);
-                if (got == limit) claimed_full = true;
+                int room = static_cast<int>(free_slots());
+                if (room == 0) break;
+                int asked = std::min(limit, room);
+                int got = claim_into(endpoint_id, asked, requests, claimed);
+                claimed_pending_ += static_cast<std::size_t>(got);
+                if (got == asked) claimed_full = true;
             }
             if (!claimed_full) next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
+        claimed_pending_ = 0;  // started below, or dropped with the failed transaction
         pg_call([&] { MemoryContextReset(query_cxt_); });
         if (!note_extension(present)) {
             // Without the extension nothing we hold can be written back; look
@@ -579,6 +594,8 @@ private:
     bool extension_present_ = true;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
+    std::size_t claim_rotation_ = 0;
+    std::size_t claimed_pending_ = 0;  // claimed in the open transaction, not started yet
 };
 
 void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }

@@ -145,6 +145,11 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     },
     async destroy() {
       await cluster.stop({ mode: 'immediate' });
+      // OUTBOX_E2E_LOGS=dir keeps each cluster's server log for a post-mortem.
+      if (process.env.OUTBOX_E2E_LOGS) {
+        fs.mkdirSync(process.env.OUTBOX_E2E_LOGS, { recursive: true });
+        fs.copyFileSync(logFile, path.join(process.env.OUTBOX_E2E_LOGS, `${path.basename(dir)}.log`));
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
