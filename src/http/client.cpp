@@ -234,8 +234,10 @@ void Client::start(Request request) {
     t->easy = easy;
     t->request = std::move(request);
     t->response.tag = t->request.tag;
-    // Options are copied per transfer's lifetime by pointer: set_options()
-    // replaces impl_->options, so keep a copy for transfers in flight.
+    // Callbacks read the client's options through this pointer, valid for
+    // the client's lifetime; set_options() replaces them in place, so a
+    // reload also applies to transfers in flight (e.g. allowed_networks on
+    // their next connection).
     t->options = &impl_->options;
     for (const std::string& line : t->request.headers) {
         curl_slist* next = curl_slist_append(t->headers, line.c_str());

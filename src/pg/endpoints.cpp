@@ -6,6 +6,7 @@
 #include "core/signing.hpp"
 #include "core/url.hpp"
 #include "core/validate.hpp"
+#include "pg/datum.hpp"
 #include "pg/guard.hpp"
 #include "pg/headers_arg.hpp"
 
@@ -24,10 +25,6 @@ namespace outbox::pg {
 namespace {
 
 using core::InvalidInput;
-
-std::string_view text_view(const text* t) {
-    return {VARDATA_ANY(t), static_cast<size_t>(VARSIZE_ANY_EXHDR(t))};
-}
 
 // PostgreSQL-only: the elements of a text[] (NULL elements as nullptr).
 void deconstruct_text_array(ArrayType* array, Datum** elems, bool** nulls, int* count) {

@@ -1,14 +1,14 @@
 // outbox.enqueue(topic, payload, key, headers, event_id) RETURNS uuid
 //
 // Validates everything first, then writes the event in one statement, so
-// that bad input never half-applies. After the caller's
-// transaction commits, a transaction callback (module.cpp) wakes the workers.
+// that bad input never half-applies. After the caller's transaction commits,
+// a transaction callback (module.cpp) wakes the workers.
 #include "pg/enqueue.hpp"
 
 #include "core/error.hpp"
-#include "core/headers.hpp"
 #include "core/uuid.hpp"
 #include "core/validate.hpp"
+#include "pg/datum.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/headers_arg.hpp"
@@ -22,11 +22,6 @@ extern "C" {
 #include "utils/uuid.h"
 }
 
-#include <fmt/format.h>
-
-#include <string_view>
-#include <vector>
-
 namespace outbox::pg {
 
 namespace {
@@ -35,23 +30,13 @@ bool wake_on_commit = false;
 
 using core::InvalidInput;
 
-std::string_view text_view(const text* t) {
-    return {VARDATA_ANY(t), static_cast<size_t>(VARSIZE_ANY_EXHDR(t))};
-}
-
+// The body sent is the payload's JSON text, so that is what is measured.
 void validate_payload(Jsonb* payload) {
-    // The body sent is the payload's JSON text, so that is what is measured.
-    // Binary jsonb is never much smaller than its text, which lets huge
-    // payloads fail before they are printed.
-    size_t binary = VARSIZE(payload) - VARHDRSZ;
-    size_t limit = static_cast<size_t>(guc_max_payload_size);
-    size_t size = binary;
-    if (binary <= limit * 4) {
-        char* textual = pg_call([&] { return JsonbToCString(nullptr, &payload->root, binary); });
-        size = strlen(textual);
-        pfree(textual);
-    }
-    core::validate_payload_size(size, limit);
+    int binary = VARSIZE(payload) - VARHDRSZ;
+    char* textual = pg_call([&] { return JsonbToCString(nullptr, &payload->root, binary); });
+    size_t size = strlen(textual);
+    pfree(textual);
+    core::validate_payload_size(size, static_cast<size_t>(guc_max_payload_size));
 }
 
 SPIPlanPtr insert_plan = nullptr;
@@ -122,7 +107,7 @@ Datum enqueue(FunctionCallInfo fcinfo) {
     pg_call([&] {
         insert_event(UUIDPGetDatum(id), PointerGetDatum(topic), PointerGetDatum(key), key_null,
                      PointerGetDatum(payload), PointerGetDatum(headers), headers_null);
-        if (guc_notify_on_enqueue) Async_Notify(guc_channel, nullptr);
+        if (guc_notify_on_enqueue) Async_Notify(guc_channel, "");
     });
     wake_on_commit = true;
     return UUIDPGetDatum(id);
