@@ -122,6 +122,9 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
       }, { timeout: 10000, message: `settings ${JSON.stringify(values)} to load` });
       await new Promise((resolve) => setTimeout(resolve, 50));
     },
+    literal(value) {
+      return pg.escapeLiteral(String(value));
+    },
     log() {
       try {
         return fs.readFileSync(logFile, 'utf8');
