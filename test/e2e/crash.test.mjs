@@ -80,7 +80,7 @@ describe('crashes and restarts lose nothing', () => {
   }
 
   test('pg_ctl restart in the middle of a stream', async (t) => {
-    sink.requests.length = 0;
+    sink.clear();
     const stop = { now: false };
     const producing = produce(cluster, { batches: 200, perBatch: 10, stop });
     await waitFor(() => sink.requests.length > 200, { message: 'delivery under way' });
@@ -90,7 +90,7 @@ describe('crashes and restarts lose nothing', () => {
   });
 
   test('repeated immediate stops (crash) in the middle of a stream', async (t) => {
-    sink.requests.length = 0;
+    sink.clear();
     const stop = { now: false };
     const producing = produce(cluster, { batches: 300, perBatch: 10, stop });
     for (let round = 0; round < 3; round++) {
@@ -104,7 +104,7 @@ describe('crashes and restarts lose nothing', () => {
   });
 
   test('SIGKILL of the worker: the server recovers and the worker resumes', async (t) => {
-    sink.requests.length = 0;
+    sink.clear();
     const stop = { now: false };
     const producing = produce(cluster, { batches: 200, perBatch: 10, stop });
     await waitFor(() => sink.requests.length > 100, { message: 'delivery under way' });
@@ -121,7 +121,7 @@ describe('crashes and restarts lose nothing', () => {
   });
 
   test('pg_terminate_backend of the worker: it is restarted, nothing is lost', async () => {
-    sink.requests.length = 0;
+    sink.clear();
     const [pid] = await cluster.workerPids();
     const { rows } = await cluster.query(
       "SELECT array_agg(outbox.enqueue('t', jsonb_build_object('i', i))) AS ids FROM generate_series(1, 50) AS i");

@@ -19,7 +19,7 @@ describe('delivery to the default endpoint', () => {
     await sink?.close();
   });
   beforeEach(() => {
-    sink.requests.length = 0;
+    sink.clear();
     sink.respond = () => ({ status: 204 });
   });
 

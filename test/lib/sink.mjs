@@ -13,6 +13,7 @@ export async function startSink({ host = '127.0.0.1', port = 0, secrets = [], re
     host,
     port,
     requests: [],
+    byIdIndex: new Map(),  // webhook-id -> records, kept as requests arrive
     respond: respond || (() => ({ status: 204 })),
     server: null,
     sockets: new Set(),
@@ -21,16 +22,21 @@ export async function startSink({ host = '127.0.0.1', port = 0, secrets = [], re
     },
     // Distinct webhook-ids received.
     ids() {
-      return new Set(sink.requests.map((r) => r.id));
+      return new Set(sink.byIdIndex.keys());
     },
     byId(id) {
-      return sink.requests.filter((r) => r.id === id);
+      return sink.byIdIndex.get(id) || [];
+    },
+    // Forgets what was received (tests reuse a sink).
+    clear() {
+      sink.requests.length = 0;
+      sink.byIdIndex.clear();
     },
     async waitForIds(ids, { timeout = 30000 } = {}) {
       const wanted = [...ids];
-      await waitFor(() => wanted.every((id) => sink.requests.some((r) => r.id === id)), {
+      await waitFor(() => wanted.every((id) => sink.byIdIndex.has(id)), {
         timeout,
-        message: `${wanted.length} webhook ids at ${sink.url} (have ${sink.ids().size})`,
+        message: `${wanted.length} webhook ids at ${sink.url} (have ${sink.byIdIndex.size})`,
       });
     },
     async waitForCount(n, { timeout = 30000 } = {}) {
@@ -65,6 +71,8 @@ export async function startSink({ host = '127.0.0.1', port = 0, secrets = [], re
           };
           record.verified = record.verifiedWith.length > 0 && record.verifiedWith.every(Boolean);
           sink.requests.push(record);
+          if (!sink.byIdIndex.has(record.id)) sink.byIdIndex.set(record.id, []);
+          sink.byIdIndex.get(record.id).push(record);
           const answer = { status: 204, headers: {}, body: '', delay: 0, ...(await sink.respond(record)) };
           if (answer.delay) await new Promise((resolve) => setTimeout(resolve, answer.delay));
           if (answer.destroy) {

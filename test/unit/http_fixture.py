@@ -1,13 +1,27 @@
 """A real HTTP server on loopback for the HTTP client's unit tests.
 
-Prints its port on the first line of stdout, then serves until killed.
-Routes (POST): /ok -> 204, /status/N -> N, /retry-after -> 503 with
-Retry-After: 7, /slow/MS -> sleeps then 200, /big -> 200 with 1 MB,
-/redirect -> 302 to /ok, /echo -> 200 with the request as JSON.
-GET /count -> "<requests> <connections>".
+Usage: http_fixture.py [HOST [CERT KEY]]   (HOST defaults to 127.0.0.1; with
+CERT and KEY it speaks HTTPS). Binds port 0, prints the chosen port on the
+first line of stdout, then serves until killed.
+
+Routes (POST, HTTP/1.1 keep-alive):
+  /ok              -> 204
+  /status/N        -> N with body "status body"
+  /retry-after     -> 503 with "Retry-After: 7"
+  /retry-after-odd -> 429 with "rEtRy-AfTeR:   120  " (case and blanks)
+  /slow/MS         -> sleeps MS milliseconds, then 200
+  /big             -> 200 with a 1 MB body
+  /endless         -> 200 with a chunked body that never ends (until the
+                      client goes away)
+  /redirect        -> 302 with Location: /ok
+  /echo            -> 200 with the request (method, path, headers, body) as JSON
+A request with "Expect: 100-continue" gets an interim "100 Continue" that
+carries "Retry-After: 99" (which must not leak into the final response).
+GET /count -> "<POST requests served> <connections accepted>".
 """
 import http.server
 import json
+import ssl
 import sys
 import threading
 import time
@@ -29,6 +43,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle_expect_100(self):
+        self.send_response_only(100)
+        self.send_header("Retry-After", "99")
+        self.end_headers()
+        return True
+
     def reply(self, status, body=b"", headers=None):
         self.send_response(status)
         for name, value in (headers or {}).items():
@@ -44,6 +64,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.reply(404)
 
+    def endless(self):
+        self.send_response(200)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        chunk = b"y" * 65536
+        framed = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                self.wfile.write(framed)
+        except OSError:
+            pass  # the client cut the transfer off
+        self.close_connection = True
+
     def do_POST(self):
         global requests
         length = int(self.headers.get("content-length", 0))
@@ -57,21 +91,57 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(int(path.split("/")[2]), b"status body")
         elif path == "/retry-after":
             self.reply(503, b"busy", {"Retry-After": "7"})
+        elif path == "/retry-after-odd":
+            self.reply(429, b"slow down", {"rEtRy-AfTeR": "  120  "})
         elif path.startswith("/slow/"):
             time.sleep(int(path.split("/")[2]) / 1000)
             self.reply(200, b"slow")
         elif path == "/big":
             self.reply(200, b"x" * (1024 * 1024))
+        elif path == "/endless":
+            self.endless()
         elif path == "/redirect":
             self.reply(302, b"", {"Location": "/ok"})
         elif path == "/echo":
-            echo = {"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode()}
+            echo = {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "length": len(body),
+                "body": body.decode("latin-1"),
+            }
             self.reply(200, json.dumps(echo).encode(), {"content-type": "application/json"})
         else:
             self.reply(404)
 
 
-server = http.server.ThreadingHTTPServer((sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1", 0), Handler)
-server.daemon_threads = True
-print(server.server_address[1], flush=True)
-server.serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many concurrent connects without SYN drops
+    tls = None
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs in the connection's thread, not the accept loop.
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return  # e.g. the client rejected our certificate
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            if self.tls is not None:
+                request.close()
+
+
+def main():
+    host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
+    server = Server((host, 0), Handler)
+    if len(sys.argv) > 3:
+        server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.tls.load_cert_chain(sys.argv[2], sys.argv[3])
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+main()
