@@ -3,11 +3,15 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <algorithm>
-#include <deque>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 namespace outbox::http {
@@ -19,7 +23,7 @@ using SteadyClock = std::chrono::steady_clock;
 // One transfer: everything libcurl points into must live here until the
 // transfer is finished.
 struct Transfer {
-    CURL* easy = nullptr;
+    CURL* easy = nullptr;        // owned by the client (pool or active map)
     curl_slist* headers = nullptr;
     Request request;
     Response response;
@@ -28,7 +32,15 @@ struct Transfer {
     std::size_t bytes_read = 0;
     bool cut_off = false;       // stopped reading at max_read
     std::string refused_reason; // set by the address guard
+    bool attempted = false;     // the guard let a connection attempt through
     char error_buffer[CURL_ERROR_SIZE] = {0};
+
+    Transfer() = default;
+    Transfer(const Transfer&) = delete;
+    Transfer& operator=(const Transfer&) = delete;
+    ~Transfer() {
+        if (headers) curl_slist_free_all(headers);
+    }
 };
 
 bool iequals_prefix(const char* data, std::size_t len, std::string_view prefix) {
@@ -82,42 +94,81 @@ size_t on_header(char* data, size_t size, size_t nmemb, void* userdata) noexcept
     return len;
 }
 
-// The address guard: every address libcurl is about to connect to.
+// The address guard. Records why the address is refused in the transfer
+// and returns false, or returns true when it may be used.
+bool guard(Transfer* t, const std::optional<core::IpAddress>& ip) noexcept {
+    try {
+        if (!ip) {
+            t->refused_reason = "refused to connect: unknown address family";
+            return false;
+        }
+        if (core::address_allowed(*ip, t->options->allowed_networks)) return true;
+        auto range = core::special_range(*ip);
+        t->refused_reason =
+            fmt::format("refused to connect to {}: {} address; add it to outbox.allowed_networks to allow it",
+                        ip->to_string(), range ? *range : "special-purpose");
+        return false;
+    } catch (...) {
+        if (t->refused_reason.empty()) t->refused_reason = "refused to connect: address not allowed";
+        return false;
+    }
+}
+
+// Every address libcurl is about to connect to: refused ones get no socket,
+// so no connection is attempted.
 curl_socket_t on_open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* address) noexcept {
     auto* t = static_cast<Transfer*>(clientp);
     if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
-    auto ip = core::IpAddress::from_sockaddr(&address->addr);
-    if (!ip) {
-        t->refused_reason = "refused to connect: unknown address family";
-        return CURL_SOCKET_BAD;
-    }
-    if (!core::address_allowed(*ip, t->options->allowed_networks)) {
-        try {
-            auto range = core::special_range(*ip);
-            t->refused_reason = fmt::format(
-                "refused to connect to {}: {} address; add it to outbox.allowed_networks to allow it",
-                ip->to_string(), range ? *range : "special-purpose");
-        } catch (...) {
-            t->refused_reason = "refused to connect: address not allowed";
-        }
-        return CURL_SOCKET_BAD;
-    }
-    return socket(address->family, address->socktype, address->protocol);
+    if (!guard(t, core::IpAddress::from_sockaddr(&address->addr))) return CURL_SOCKET_BAD;
+    t->attempted = true;
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
-std::string describe_error(CURLcode code, const Transfer& t) {
-    if (code == CURLE_OPERATION_TIMEDOUT)
-        return fmt::format("timeout after {} ms", t.request.timeout.count());
+// Before each request is sent, on a new or a reused connection: a
+// connection kept alive from before a reload that narrowed
+// allowed_networks must not be used to bypass the guard.
+int on_prereq(void* clientp, char* primary_ip, char*, int, int) noexcept {
+    auto* t = static_cast<Transfer*>(clientp);
+    std::string_view text = primary_ip ? primary_ip : "";
+    text = text.substr(0, text.find('%'));  // an IPv6 zone, if any
+    return guard(t, core::IpAddress::parse(text)) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+// A readable reason for a transfer that got no HTTP response.
+std::string describe_error(CURL* easy, CURLcode code, const Transfer& t) {
     std::string detail = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
     switch (code) {
-        case CURLE_COULDNT_CONNECT: return fmt::format("connection failed: {}", detail);
+        case CURLE_OPERATION_TIMEDOUT: {
+            // While connecting, libcurl applies the smaller of the two
+            // limits. A transfer that never connected and ended before the
+            // request timeout can only have hit the connect timeout.
+            curl_off_t connected = 0;
+            curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connected);
+            if (connected == 0 && t.request.connect_timeout < t.request.timeout &&
+                SteadyClock::now() - t.started < t.request.timeout)
+                return fmt::format("connect timeout after {} ms", t.request.connect_timeout.count());
+            return fmt::format("timeout after {} ms", t.request.timeout.count());
+        }
+        case CURLE_COULDNT_CONNECT: {
+            long os_errno = 0;
+            curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+            switch (os_errno) {
+                case ECONNREFUSED: return fmt::format("connection refused: {}", detail);
+                case ENETUNREACH: return fmt::format("network unreachable: {}", detail);
+                case EHOSTUNREACH: return fmt::format("host unreachable: {}", detail);
+                default: return fmt::format("could not connect: {}", detail);
+            }
+        }
         case CURLE_COULDNT_RESOLVE_HOST: return fmt::format("could not resolve host: {}", detail);
         case CURLE_PEER_FAILED_VERIFICATION:
+            return fmt::format("TLS certificate verification failed: {}", detail);
         case CURLE_SSL_CACERT_BADFILE:
-        case CURLE_SSL_CONNECT_ERROR: return fmt::format("TLS error: {}", detail);
+            return fmt::format("TLS CA file could not be read (outbox.ca_file): {}", detail);
+        case CURLE_SSL_CONNECT_ERROR: return fmt::format("TLS handshake failed: {}", detail);
         case CURLE_RECV_ERROR:
         case CURLE_SEND_ERROR:
-        case CURLE_GOT_NOTHING: return fmt::format("connection error: {}", detail);
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE: return fmt::format("connection error: {}", detail);
         case CURLE_UNSUPPORTED_PROTOCOL: return fmt::format("unsupported URL scheme: {}", detail);
         case CURLE_URL_MALFORMAT: return fmt::format("malformed URL: {}", detail);
         default: return detail;
@@ -134,6 +185,22 @@ struct Client::Impl {
     std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
     std::vector<CURL*> idle_handles;
     std::vector<Response> completed;
+
+    Impl() = default;
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+
+    // Also runs when the constructor fails half-way. Transfers in flight
+    // are abandoned; their connections are closed.
+    ~Impl() {
+        for (auto& [easy, t] : active) {
+            curl_multi_remove_handle(multi, easy);
+            curl_easy_cleanup(easy);
+        }
+        for (CURL* easy : idle_handles) curl_easy_cleanup(easy);
+        if (multi) curl_multi_cleanup(multi);  // may still call on_socket: epoll_fd is open
+        if (epoll_fd >= 0) close(epoll_fd);
+    }
 
     static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) noexcept {
         auto* self = static_cast<Impl*>(userp);
@@ -168,15 +235,17 @@ struct Client::Impl {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && t->cut_off && status > 0)) {
             r.status = status;
-        } else if (!t->refused_reason.empty()) {
+        } else if (!t->refused_reason.empty() && (code == CURLE_ABORTED_BY_CALLBACK || !t->attempted)) {
+            // Every address was refused (or the connection to be reused
+            // was): no request left. Had another address been tried, its
+            // error is the one to report.
             r.status = 0;
             r.refused = true;
             r.error = t->refused_reason;
         } else {
             r.status = 0;
-            r.error = describe_error(code, *t);
+            r.error = describe_error(easy, code, *t);
         }
-        if (t->headers) curl_slist_free_all(t->headers);
         completed.push_back(std::move(r));
         curl_easy_reset(easy);
         idle_handles.push_back(easy);
@@ -205,16 +274,7 @@ Client::Client(Options options) : impl_(std::make_unique<Impl>()) {
     curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, impl_->options.max_connections);
 }
 
-Client::~Client() {
-    for (auto& [easy, t] : impl_->active) {
-        curl_multi_remove_handle(impl_->multi, easy);
-        curl_easy_cleanup(easy);
-        if (t->headers) curl_slist_free_all(t->headers);
-    }
-    for (CURL* easy : impl_->idle_handles) curl_easy_cleanup(easy);
-    if (impl_->multi) curl_multi_cleanup(impl_->multi);
-    if (impl_->epoll_fd >= 0) close(impl_->epoll_fd);
-}
+Client::~Client() = default;
 
 void Client::set_options(Options options) {
     impl_->options = std::move(options);
@@ -222,16 +282,7 @@ void Client::set_options(Options options) {
 }
 
 void Client::start(Request request) {
-    CURL* easy = nullptr;
-    if (!impl_->idle_handles.empty()) {
-        easy = impl_->idle_handles.back();
-        impl_->idle_handles.pop_back();
-    } else {
-        easy = curl_easy_init();
-        if (!easy) throw std::runtime_error("curl_easy_init failed");
-    }
     auto t = std::make_unique<Transfer>();
-    t->easy = easy;
     t->request = std::move(request);
     t->response.tag = t->request.tag;
     // Callbacks read the client's options through this pointer, valid for
@@ -241,9 +292,23 @@ void Client::start(Request request) {
     t->options = &impl_->options;
     for (const std::string& line : t->request.headers) {
         curl_slist* next = curl_slist_append(t->headers, line.c_str());
-        if (!next) throw std::runtime_error("out of memory building headers");
+        if (!next) throw std::bad_alloc();
         t->headers = next;
     }
+
+    // A handle from the pool (reset when it went back), else a new one.
+    // Nothing between taking it and handing it to the active map throws.
+    impl_->idle_handles.reserve(impl_->idle_handles.size() + 1);  // room to give it back
+    CURL* easy = nullptr;
+    if (!impl_->idle_handles.empty()) {
+        easy = impl_->idle_handles.back();
+        impl_->idle_handles.pop_back();
+    } else {
+        easy = curl_easy_init();
+        if (!easy) throw std::runtime_error("curl_easy_init failed");
+    }
+    t->easy = easy;
+
     const Options& o = impl_->options;
     curl_easy_setopt(easy, CURLOPT_URL, t->request.url.c_str());
     curl_easy_setopt(easy, CURLOPT_POST, 1L);
@@ -256,6 +321,10 @@ void Client::start(Request request) {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    // No proxy, not even from http_proxy/https_proxy/all_proxy in the
+    // server's environment: the address guard must see the address that
+    // is actually connected to, not a proxy that resolves the host itself.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!o.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, o.ca_file.c_str());
@@ -268,16 +337,21 @@ void Client::start(Request request) {
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &on_open_socket);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, t.get());
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &on_prereq);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, t.get());
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->error_buffer);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, t.get());
+
     t->started = SteadyClock::now();
-    Transfer* raw = t.get();
-    impl_->active.emplace(easy, std::move(t));
-    CURLMcode rc = curl_multi_add_handle(impl_->multi, easy);
-    if (rc != CURLM_OK) {
-        raw->error_buffer[0] = '\0';
-        impl_->finish(easy, CURLE_FAILED_INIT);
+    try {
+        impl_->active.emplace(easy, std::move(t));
+    } catch (...) {
+        curl_easy_reset(easy);
+        impl_->idle_handles.push_back(easy);  // cannot throw: room reserved above
+        throw;
     }
+    // libcurl's timer callback asks for a perform() at once; the transfer
+    // begins there.
+    if (curl_multi_add_handle(impl_->multi, easy) != CURLM_OK) impl_->finish(easy, CURLE_FAILED_INIT);
 }
 
 std::size_t Client::in_flight() const noexcept { return impl_->active.size(); }

@@ -53,7 +53,9 @@ public:
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
-    // New options apply to requests started afterwards (SIGHUP reload).
+    // New options apply to requests started afterwards (SIGHUP reload). The
+    // address policy also applies at once to transfers in flight, and to
+    // kept-alive connections before they are reused.
     void set_options(Options options);
 
     // Starts the request at once; never blocks.
