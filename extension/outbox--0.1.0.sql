@@ -203,13 +203,26 @@ BEGIN
     ), batch AS (
         SELECT * FROM candidates ORDER BY txid, seq LIMIT max_events
     ), inserted AS (
-        INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key)
-        SELECT b.id, ep.id, b.seq, b.key
-        FROM batch AS b
-        JOIN outbox.endpoints AS ep
-          ON ep.enabled
-         AND (ep.id <> 0 OR include_default)
-         AND outbox.topic_matches(ep.topics, b.topic)
+        -- A keyed delivery behind an earlier pending one of its key (in
+        -- this batch or already queued) is parked: next_attempt_at
+        -- 'infinity' keeps it out of the claim's scan until recording its
+        -- predecessor's outcome moves it up (outbox.record). Claims still
+        -- check the order themselves; parking only keeps them cheap.
+        INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key, next_attempt_at)
+        SELECT m.id, m.endpoint_id, m.seq, m.key,
+               CASE WHEN m.key IS NOT NULL
+                     AND (m.nth_of_key > 1
+                          OR EXISTS (SELECT 1 FROM outbox.deliveries AS p
+                                     WHERE p.state = 'pending' AND p.endpoint_id = m.endpoint_id
+                                       AND p.key = m.key AND p.seq < m.seq))
+                    THEN 'infinity'::timestamptz ELSE now() END
+        FROM (SELECT b.id, ep.id AS endpoint_id, b.seq, b.key,
+                     row_number() OVER (PARTITION BY ep.id, b.key ORDER BY b.seq) AS nth_of_key
+              FROM batch AS b
+              JOIN outbox.endpoints AS ep
+                ON ep.enabled
+               AND (ep.id <> 0 OR include_default)
+               AND outbox.topic_matches(ep.topics, b.topic)) AS m
         ON CONFLICT DO NOTHING
     )
     SELECT count(*),
@@ -293,6 +306,98 @@ BEGIN
     FROM leased AS l
     JOIN outbox.events AS e ON e.id = l.event_id
     ORDER BY l.seq;
+END
+$$;
+
+-- Writes the outcome of finished attempts (the worker's batch, as parallel
+-- arrays) and moves up the next delivery of each key whose head is now
+-- delivered or dead. A result whose attempt number no longer matches (the
+-- lease ran out and another claimer took the delivery) is ignored.
+CREATE FUNCTION outbox.record(event_ids uuid[], endpoint_ids integer[], attempts integer[],
+                              states text[], retry_in_ms bigint[], statuses integer[],
+                              errors text[], durations_us bigint[], responses text[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done_endpoints integer[];
+    done_keys text[];
+    recorded integer;
+BEGIN
+    WITH r AS (
+        SELECT * FROM unnest(event_ids, endpoint_ids, attempts, states, retry_in_ms, statuses, errors,
+                             durations_us, responses)
+                      AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us, response)
+    ), updated AS (
+        UPDATE outbox.deliveries AS d
+        SET state = r.state,
+            next_attempt_at = CASE WHEN r.state = 'pending'
+                                   THEN now() + r.retry_in_ms * interval '1 millisecond'
+                                   ELSE d.next_attempt_at END,
+            last_status = NULLIF(r.status, 0),
+            last_error = r.error,
+            last_duration = r.duration_us * interval '1 microsecond',
+            last_response = r.response,
+            finished_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
+        FROM r
+        WHERE d.event_id = r.event_id
+          AND d.endpoint_id = r.endpoint_id
+          AND d.attempts = r.attempt
+          AND d.state = 'pending'
+        RETURNING d.endpoint_id, d.key, d.state
+    )
+    SELECT count(*)::integer,
+           array_agg(u.endpoint_id) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
+           array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending')
+    INTO recorded, done_endpoints, done_keys
+    FROM updated AS u;
+
+    -- The next pending delivery of each finished key may go now. (A new
+    -- statement, so it sees the rows just finished.)
+    UPDATE outbox.deliveries AS d
+    SET next_attempt_at = now()
+    FROM (SELECT DISTINCT f.endpoint_id, f.key FROM unnest(done_endpoints, done_keys) AS f(endpoint_id, key)) AS f,
+         LATERAL (SELECT n.event_id FROM outbox.deliveries AS n
+                  WHERE n.state = 'pending' AND n.endpoint_id = f.endpoint_id AND n.key = f.key
+                  ORDER BY n.seq LIMIT 1) AS nxt
+    WHERE d.event_id = nxt.event_id AND d.endpoint_id = f.endpoint_id
+      AND d.next_attempt_at = 'infinity';
+    RETURN recorded;
+END
+$$;
+
+-- Moves up parked deliveries that head their key. Recording normally does
+-- this; this sweep (run by the worker every few seconds) covers a head
+-- finished while its follower was being dispatched. A skip scan: one index
+-- descent per (endpoint, key), however long the backlog.
+CREATE FUNCTION outbox.unpark_heads()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moved integer;
+BEGIN
+    WITH RECURSIVE heads AS (
+        (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+         WHERE d.state = 'pending' AND d.key IS NOT NULL
+         ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1)
+        UNION ALL
+        SELECT n.endpoint_id, n.key, n.seq
+        FROM heads AS h,
+             LATERAL (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+                      WHERE d.state = 'pending' AND d.key IS NOT NULL
+                        AND (d.endpoint_id, d.key) > (h.endpoint_id, h.key)
+                      ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1) AS n
+    )
+    UPDATE outbox.deliveries AS d
+    SET next_attempt_at = now()
+    FROM heads AS h
+    WHERE d.endpoint_id = h.endpoint_id AND d.key = h.key AND d.seq = h.seq
+      AND d.state = 'pending' AND d.next_attempt_at = 'infinity';
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    RETURN moved;
 END
 $$;
 
@@ -475,7 +580,8 @@ BEGIN
     WHERE ep.id = target;
     -- What waited for the endpoint is due at once.
     UPDATE outbox.deliveries AS d SET next_attempt_at = now()
-    WHERE d.endpoint_id = target AND d.state = 'pending' AND d.next_attempt_at > now();
+    WHERE d.endpoint_id = target AND d.state = 'pending' AND d.next_attempt_at > now()
+      AND d.next_attempt_at < 'infinity';
     PERFORM pg_notify(current_setting('outbox.channel'), '');
 END
 $$;

@@ -15,9 +15,22 @@ SELECT outbox.enqueue('t.a', '{"n": 2}', key => 'k1') IS NOT NULL;
 SELECT outbox.enqueue('t.a', '{"n": 3}') IS NOT NULL;
 SELECT outbox.dispatch(100) AS dispatched;
 SELECT outbox.dispatch(100) AS dispatched_again;
-SELECT e.payload, d.endpoint_id, d.state, d.attempts, d.key, d.seq = e.seq AS same_seq
+-- The second event of key k1 is parked behind the first (next_attempt_at
+-- 'infinity') until the first is recorded delivered or dead.
+SELECT e.payload, d.endpoint_id, d.state, d.attempts, d.key, d.seq = e.seq AS same_seq,
+       d.next_attempt_at = 'infinity' AS parked
 FROM outbox.deliveries d JOIN outbox.events e ON e.id = d.event_id
 ORDER BY d.seq;
+SELECT outbox.record(ARRAY[e.id], ARRAY[0], ARRAY[0], ARRAY['delivered'], ARRAY[0::bigint], ARRAY[204],
+                     ARRAY[NULL::text], ARRAY[1000::bigint], ARRAY[NULL::text]) AS recorded
+FROM outbox.events e WHERE e.payload = '{"n": 1}';
+SELECT e.payload, d.state, d.next_attempt_at = 'infinity' AS parked
+FROM outbox.deliveries d JOIN outbox.events e ON e.id = d.event_id
+WHERE d.key = 'k1' ORDER BY d.seq;
+-- A lost wake-up (parked head) is repaired by the sweep.
+UPDATE outbox.deliveries SET next_attempt_at = 'infinity' WHERE key = 'k1' AND state = 'pending';
+SELECT outbox.unpark_heads() AS moved_up;
+SELECT count(*) AS parked FROM outbox.deliveries WHERE next_attempt_at = 'infinity';
 
 -- A rolled-back transaction's events never become deliveries.
 BEGIN;

@@ -15,26 +15,8 @@ namespace {
 // Claim: see outbox.claim() in the install script.
 constexpr const char* kClaimSql = "SELECT * FROM outbox.claim($1, $2, $3)";
 
-constexpr const char* kRecordSql = R"sql(
-UPDATE outbox.deliveries AS d
-SET state = r.state,
-    next_attempt_at = CASE WHEN r.state = 'pending'
-                           THEN now() + r.retry_in_ms * interval '1 millisecond'
-                           ELSE d.next_attempt_at END,
-    last_status = NULLIF(r.status, 0),
-    last_error = r.error,
-    last_duration = r.duration_us * interval '1 microsecond',
-    last_response = r.response,
-    finished_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
-FROM unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $5::int8[], $6::int4[],
-            $7::text[], $8::int8[], $9::text[])
-     AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us,
-          response)
-WHERE d.event_id = r.event_id::uuid
-  AND d.endpoint_id = r.endpoint_id
-  AND d.attempts = r.attempt
-  AND d.state = 'pending'
-)sql";
+// Record: see outbox.record() in the install script.
+constexpr const char* kRecordSql = "SELECT outbox.record($1::uuid[], $2, $3, $4, $5, $6, $7, $8, $9)";
 
 constexpr const char* kReleaseSql = R"sql(
 UPDATE outbox.deliveries AS d
@@ -54,7 +36,8 @@ FROM outbox.endpoints AS ep,
               FROM outbox.deliveries AS d
               WHERE d.state = 'pending'
                 AND d.endpoint_id = ep.id
-                AND d.next_attempt_at > now()) AS due
+                AND d.next_attempt_at > now()
+                AND d.next_attempt_at < 'infinity') AS due
 WHERE ep.enabled
 )sql";
 
@@ -109,6 +92,8 @@ WHERE e.id = ANY($1)
   AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id)
 )sql";
 
+constexpr const char* kUnparkSql = "SELECT outbox.unpark_heads()";
+
 constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
 
 struct Plan {
@@ -118,6 +103,7 @@ struct Plan {
     SPIPlanPtr plan;
 };
 
+Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
 Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
 Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
 Plan record_plan{kRecordSql, 9,
@@ -201,6 +187,13 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
 
 }  // namespace
 
+int unpark_heads() {
+    execute(unpark_plan, nullptr, nullptr, SPI_OK_SELECT);
+    bool isnull = true;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    return isnull ? 0 : DatumGetInt32(d);
+}
+
 int dispatch_events(int max_events, bool include_default) {
     Datum values[2] = {Int32GetDatum(max_events), BoolGetDatum(include_default)};
     execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
@@ -257,7 +250,7 @@ void record_results(const ResultRow* rows, int count) {
                        int8_array(retry, count),    int4_array(statuses, count),
                        text_array(errors, count),   int8_array(durations, count),
                        text_array(responses, count)};
-    execute(record_plan, values, nullptr, SPI_OK_UPDATE);
+    execute(record_plan, values, nullptr, SPI_OK_SELECT);
 }
 
 void release_claims(const ResultRow* rows, int count) {

@@ -25,6 +25,9 @@ struct ClaimedRow {
 // (outbox.dispatch); returns how many events it dispatched.
 int dispatch_events(int max_events, bool include_default);
 
+// Moves up parked keyed deliveries that head their key (outbox.unpark_heads).
+int unpark_heads();
+
 // Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
 // LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
 // delivery is claimed only when no earlier delivery of the same key and

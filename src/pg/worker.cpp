@@ -49,7 +49,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr auto kFlushDelay = milliseconds(20);     // longest a finished result waits to be recorded
+constexpr auto kFlushDelay = milliseconds(2);  // longest a finished result waits to be recorded
 constexpr auto kPruneInterval = std::chrono::seconds(10);
 constexpr int kPruneBatch = 1000;
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
@@ -192,12 +192,12 @@ private:
         return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
     }
 
-    // Which endpoints to claim for now, and at most how many each: for an
-    // idle endpoint as many as its share allows (lowest latency), for a busy
-    // one only once half its share is free, so that a busy worker claims in
-    // batches. The worker-wide limit is applied while claiming, to what each
-    // claim actually returned; the starting endpoint rotates so that none is
-    // always served last.
+    // Which endpoints to claim for now, and at most how many each: what
+    // their share of max_in_flight leaves free. A busy worker still claims in
+    // batches, because it claims when it records, and it records what
+    // finished in the last couple of milliseconds at once. The worker-wide
+    // limit is applied while claiming, to what each claim actually returned;
+    // the starting endpoint rotates so that none is always served last.
     std::vector<std::pair<int32, int>> claim_plan() {
         std::vector<std::pair<int32, int>> plan;
         if (!want_claim_ || settings_.paused || free_slots() == 0) return plan;
@@ -208,8 +208,6 @@ private:
             std::size_t free = e.in_flight >= cap ? 0 : cap - e.in_flight;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
-            if (e.in_flight > 0 && free < std::max<std::size_t>(1, std::min<std::size_t>(cap, settings_.batch_size) / 2))
-                continue;
             plan.emplace_back(id, static_cast<int>(free));
         }
         if (!plan.empty()) {
@@ -496,6 +494,8 @@ private:
         }
     }
 
+    // Housekeeping every few seconds: move up parked heads whose wake-up a
+    // race lost (see outbox.unpark_heads), and prune finished deliveries.
     void prune() {
         next_prune_ = Clock::now() + kPruneInterval;
         int64 retention = settings_.retention_s;
@@ -506,6 +506,7 @@ private:
             int deleted = 0;
             in_transaction("outbox: prune", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
+                if (round == 0) pg_call([] { return unpark_heads(); });
                 deleted = pg_call([&] { return prune_finished(retention, dead_retention, kPruneBatch); });
             });
             if (deleted < kPruneBatch) break;
@@ -612,6 +613,10 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
     SetConfigOption("application_name", "outbox worker", PGC_USERSET, PGC_S_SESSION);
+    // The worker's queries are short and run thousands of times; JIT
+    // compilation (triggered by cost estimates on large backlogs) would cost
+    // more than any of them.
+    SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
     pgstat_report_appname("outbox worker");
     publish_worker_latch(slot, MyLatch);
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
