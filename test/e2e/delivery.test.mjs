@@ -53,7 +53,9 @@ describe('delivery to the default endpoint', () => {
       const got = sink.byId(id);
       assert.equal(got.length, 1, `event ${id} arrived ${got.length} times`);
       const { rows } = await cluster.query('SELECT payload::text AS body FROM outbox.events WHERE id = $1', [id]);
-      assert.equal(got[0].body, rows[0].body, 'body is the payload text, byte for byte');
+      assert.equal(got[0].body, rows[0].body, 'body is the payload text');
+      assert.ok(got[0].raw.equals(Buffer.from(rows[0].body, 'utf8')), 'body bytes are the payload text\'s UTF-8 bytes');
+      assert.equal(got[0].error, null);
       assert.equal(got[0].verified, true, 'signature verifies with the standardwebhooks package');
       assert.equal(got[0].method, 'POST');
       assert.equal(got[0].headers['content-type'], 'application/json');
@@ -103,8 +105,8 @@ describe('delivery to the default endpoint', () => {
   });
 
   test('500 then 200: delivered on retry, both attempts counted', async () => {
-    let calls = 0;
-    sink.respond = () => (++calls === 1 ? { status: 500, body: 'try later' } : { status: 200 });
+    sink.queue({ status: 500, body: 'try later' });
+    sink.respond = () => ({ status: 200 });
     const id = (await cluster.query("SELECT outbox.enqueue('order.created', '{\"retry\": 1}') AS id")).rows[0].id;
     await waitFor(async () => {
       const { rows } = await cluster.query('SELECT state FROM outbox.deliveries WHERE event_id = $1', [id]);
