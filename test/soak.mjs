@@ -6,17 +6,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 
 import { startCluster, waitFor } from './lib/cluster.mjs';
+import { prng } from './lib/setup.mjs';
 import { startSink, TEST_SECRET } from './lib/sink.mjs';
 
 const minutes = Number(process.argv[2] || 3);
 const seed = Number(process.env.OUTBOX_TEST_SEED || 7);
-let state = seed >>> 0;
-const random = () => {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = Math.imul(state ^ (state >>> 15), state | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const random = prng(seed);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const rss = (pid) => {
   const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);

@@ -3,21 +3,20 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
-import { startCluster, waitFor } from '../lib/cluster.mjs';
-import { startSink, TEST_SECRET } from '../lib/sink.mjs';
+import { waitFor } from '../lib/cluster.mjs';
+import { startWithReceiver } from '../lib/setup.mjs';
 
 describe('delivery to the default endpoint', () => {
   let cluster;
   let sink;
 
+  let env;
+
   before(async () => {
-    sink = await startSink({ secrets: [TEST_SECRET] });
-    cluster = await startCluster({ conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET } });
+    env = await startWithReceiver();
+    ({ cluster, sink } = env);
   });
-  after(async () => {
-    await cluster?.destroy();
-    await sink?.close();
-  });
+  after(async () => env?.destroy());
   beforeEach(() => {
     sink.clear();
     sink.respond = () => ({ status: 204 });

@@ -9,7 +9,8 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { startCluster, waitFor } from '../lib/cluster.mjs';
+import { waitFor } from '../lib/cluster.mjs';
+import { startWithReceiver } from '../lib/setup.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -18,14 +19,13 @@ describe('faults at the receiver', () => {
   let cluster;
   let sink;
 
+  let env;
+
   before(async () => {
-    sink = await startSink({ secrets: [TEST_SECRET] });
-    cluster = await startCluster({ conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET } });
+    env = await startWithReceiver();
+    ({ cluster, sink } = env);
   });
-  after(async () => {
-    await cluster?.destroy();
-    await sink?.close();
-  });
+  after(async () => env?.destroy());
 
   async function enqueue(payload = {}) {
     return (await cluster.query("SELECT outbox.enqueue('fault', $1::jsonb) AS id", [JSON.stringify(payload)])).rows[0].id;

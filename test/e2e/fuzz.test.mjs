@@ -6,19 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startCluster, waitFor } from '../lib/cluster.mjs';
-import { startSink, TEST_SECRET } from '../lib/sink.mjs';
+import { prng, startWithReceiver } from '../lib/setup.mjs';
 
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LIMIT = 200;  // outbox.max_payload_size for the session
 const RESERVED = ['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', 'expect', 'te',
@@ -75,14 +64,13 @@ describe('bad input', () => {
   let sink;
   const seed = Number(process.env.OUTBOX_TEST_SEED || 4242);
 
+  let env;
+
   before(async () => {
-    sink = await startSink({ secrets: [TEST_SECRET] });
-    cluster = await startCluster({ conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET } });
+    env = await startWithReceiver();
+    ({ cluster, sink } = env);
   });
-  after(async () => {
-    await cluster?.destroy();
-    await sink?.close();
-  });
+  after(async () => env?.destroy());
 
   test(`random enqueue calls (seed ${seed}): refusals are clear and write nothing; the rest is delivered`, async (t) => {
     const random = prng(seed);

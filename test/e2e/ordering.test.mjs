@@ -6,19 +6,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { startCluster, waitFor } from '../lib/cluster.mjs';
+import { prng } from '../lib/setup.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
-// A small seeded PRNG (mulberry32), so that a failing run can be replayed.
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('per-key ordering', () => {
   let cluster;

@@ -3,21 +3,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { startCluster } from '../lib/cluster.mjs';
-import { startSink, TEST_SECRET } from '../lib/sink.mjs';
+import { startWithReceiver } from '../lib/setup.mjs';
 
 describe('transactions', () => {
   let cluster;
   let sink;
 
+  let env;
+
   before(async () => {
-    sink = await startSink({ secrets: [TEST_SECRET] });
-    cluster = await startCluster({ conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET } });
+    env = await startWithReceiver();
+    ({ cluster, sink } = env);
   });
-  after(async () => {
-    await cluster?.destroy();
-    await sink?.close();
-  });
+  after(async () => env?.destroy());
 
   const bodies = () => sink.requests.map((r) => JSON.parse(r.body));
   async function marker() {
