@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Soak test, separate from the test suite because it runs for minutes:
-# mixed load, random receiver faults, a restart; nothing may be lost, and the
-# worker's memory is printed at start and end. Usage: bash scripts/soak.sh [minutes]
+# The long tests, separate from the test suite because they run for minutes:
+# the soak (mixed load, random receiver faults, a restart; nothing may be
+# lost; the worker's memory is printed at start and end), then the crash
+# tests at ten times their size (tens of thousands of events, 30 immediate
+# stops). Usage: bash scripts/soak.sh [minutes]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -9,3 +11,4 @@ source scripts/deps.sh
 ensure_deps
 build_and_install
 node test/soak.mjs "${1:-3}"
+OUTBOX_CRASH_SCALE=10 node --test test/e2e/crash.test.mjs

@@ -9,6 +9,8 @@ import { startCluster, waitFor } from '../lib/cluster.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// OUTBOX_CRASH_SCALE=10 runs the long version: tens of thousands of events.
+const scale = Number(process.env.OUTBOX_CRASH_SCALE || 1);
 
 // Enqueues `batches` transactions of `perBatch` events, as fast as it can,
 // riding out server restarts. Returns the ids of committed transactions
@@ -66,7 +68,7 @@ describe('crashes and restarts lose nothing', () => {
   });
 
   async function check(t, name, { committed, unknown }) {
-    await sink.waitForIds(committed, { timeout: 60000 });
+    await sink.waitForIds(committed, { timeout: 60000 * scale });
     const ids = sink.ids();
     const extra = sink.requests.length - ids.size;
     const unknownArrived = unknown.filter((id) => ids.has(id)).length;
@@ -82,7 +84,7 @@ describe('crashes and restarts lose nothing', () => {
   test('pg_ctl restart in the middle of a stream', async (t) => {
     sink.clear();
     const stop = { now: false };
-    const producing = produce(cluster, { batches: 200, perBatch: 10, stop });
+    const producing = produce(cluster, { batches: 200 * scale, perBatch: 10, stop });
     await waitFor(() => sink.requests.length > 200, { message: 'delivery under way' });
     await cluster.restart({ mode: 'fast' });
     const result = await producing;
@@ -92,8 +94,8 @@ describe('crashes and restarts lose nothing', () => {
   test('repeated immediate stops (crash) in the middle of a stream', async (t) => {
     sink.clear();
     const stop = { now: false };
-    const producing = produce(cluster, { batches: 300, perBatch: 10, stop });
-    for (let round = 0; round < 3; round++) {
+    const producing = produce(cluster, { batches: 300 * scale, perBatch: 10, stop });
+    for (let round = 0; round < 3 * scale; round++) {
       const seen = sink.requests.length;
       await waitFor(() => sink.requests.length > seen + 100, { message: 'delivery under way' });
       await cluster.stop({ mode: 'immediate' });
@@ -106,7 +108,7 @@ describe('crashes and restarts lose nothing', () => {
   test('SIGKILL of the worker: the server recovers and the worker resumes', async (t) => {
     sink.clear();
     const stop = { now: false };
-    const producing = produce(cluster, { batches: 200, perBatch: 10, stop });
+    const producing = produce(cluster, { batches: 200 * scale, perBatch: 10, stop });
     await waitFor(() => sink.requests.length > 100, { message: 'delivery under way' });
     const [pid] = await cluster.workerPids();
     assert.ok(pid, 'a worker is running');
