@@ -23,7 +23,7 @@ const sink = await startSink({
   respond: () => {
     const r = random();
     if (r < 0.05) return { status: 500 };
-    if (r < 0.053) return { status: 503, headers: { 'retry-after': '1' } };  // pauses the endpoint: keep it rare
+    if (r < 0.051) return { status: 503, headers: { 'retry-after': '1' } };  // pauses the endpoint: keep it rare
     if (r < 0.07) return { destroy: true };
     if (r < 0.09) return { status: 204, delay: 200 };
     return { status: 204 };
@@ -45,7 +45,7 @@ try {
   let peakRss = startRss;
   let lastReport = Date.now();
   while (Date.now() < deadline) {
-    const n = 1 + Math.floor(random() * 50);
+    const n = 1 + Math.floor(random() * 20);
     const keyed = random() < 0.5;
     const { rows } = await cluster.query(
       `SELECT array_agg(outbox.enqueue('soak.' || (i % 5), jsonb_build_object('i', i, 'pad', repeat('x', (i * 37) % 900)),
@@ -62,7 +62,7 @@ try {
       lastReport = Date.now();
       console.log(`soak: ${committed.length} committed, ${sink.ids().size} received`);
     }
-    await sleep(random() * 20);
+    await sleep(random() * 40);  // a steady mixed load (a few hundred events/s), not an overload
   }
   await sink.waitForIds(committed, { timeout: 120000 });
   const [pidEnd] = await cluster.workerPids();

@@ -51,6 +51,8 @@ using std::chrono::milliseconds;
 
 constexpr auto kFlushDelay = milliseconds(2);  // longest a finished result waits to be recorded
 constexpr auto kPruneInterval = std::chrono::seconds(10);
+constexpr auto kPruneSlice = milliseconds(100);         // longest one prune round runs
+constexpr auto kPruneBusyInterval = milliseconds(500);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
@@ -495,22 +497,27 @@ private:
     }
 
     // Housekeeping every few seconds: move up parked heads whose wake-up a
-    // race lost (see outbox.unpark_heads), and prune finished deliveries.
+    // race lost (see outbox.unpark_heads), and prune finished deliveries in
+    // small batches, each its own transaction so that delivery is never held
+    // up for long. When there was more to prune than one round's time
+    // allowed, the next round comes sooner, so pruning keeps up with any
+    // delivery rate.
     void prune() {
-        next_prune_ = Clock::now() + kPruneInterval;
+        auto started = Clock::now();
         int64 retention = settings_.retention_s;
         int64 dead_retention = settings_.dead_retention_s;
-        // Small batches in their own transactions, so that pruning never
-        // holds up delivery for long; a large backlog drains over cycles.
-        for (int round = 0; round < 10; round++) {
+        bool more = false;
+        for (int round = 0;; round++) {
             int deleted = 0;
             in_transaction("outbox: prune", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
                 if (round == 0) pg_call([] { return unpark_heads(); });
                 deleted = pg_call([&] { return prune_finished(retention, dead_retention, kPruneBatch); });
             });
-            if (deleted < kPruneBatch) break;
+            more = deleted == kPruneBatch;
+            if (!more || Clock::now() - started >= kPruneSlice) break;
         }
+        next_prune_ = Clock::now() + (more ? kPruneBusyInterval : kPruneInterval);
     }
 
     // Logs changes of "is the extension installed?" once each; returns it.
