@@ -1,0 +1,82 @@
+// 1. Enqueue overhead: pgbench, a business row + an event per transaction,
+// through outbox.enqueue() versus a hand-made outbox table, and enqueue()
+// with outbox.notify_on_enqueue = on. Delivery is paused, so the figure is
+// the cost of enqueue itself. The variants alternate over several rounds;
+// every run starts from empty, vacuumed tables and a fresh checkpoint.
+import path from 'node:path';
+import { env, scale } from './lib/env.mjs';
+import { connect, setSystem } from './lib/pg.mjs';
+import { pgbench } from './lib/pgbench.mjs';
+import { median } from './lib/stats.mjs';
+
+const variants = {
+  outbox: { script: 'enqueue-outbox.sql' },
+  plain: { script: 'enqueue-plain.sql' },
+  notify: { script: 'enqueue-outbox.sql', pgoptions: '-c outbox.notify_on_enqueue=on' },
+};
+
+async function reset(client) {
+  await client.query('TRUNCATE orders, plain_outbox, outbox.events, outbox.deliveries');
+  await client.query('VACUUM ANALYZE orders, plain_outbox, outbox.events, outbox.deliveries');
+  await client.query('CHECKPOINT');
+}
+
+// The notify variant measures something only if enqueue() then really
+// NOTIFYs: listen on the worker's channel and enqueue one event.
+async function notifies() {
+  const listener = await connect();
+  const producer = await connect();
+  try {
+    const channel = (await listener.query("SELECT current_setting('outbox.channel') AS c")).rows[0].c;
+    let heard = false;
+    listener.on('notification', (n) => { if (n.channel === channel) heard = true; });
+    await listener.query(`LISTEN "${channel}"`);
+    await producer.query('SET outbox.notify_on_enqueue = on');
+    await producer.query("SELECT outbox.enqueue('bench.notify', '{}')");
+    for (let i = 0; i < 40 && !heard; i++) await new Promise((r) => setTimeout(r, 50));
+    return heard;
+  } finally {
+    await listener.end();
+    await producer.end();
+  }
+}
+
+export async function measureEnqueueOverhead(log) {
+  const client = await connect();
+  const out = {};
+  try {
+    await setSystem(client, { 'outbox.paused': 'on' });
+    for (const clients of [16, 1]) {
+      const tps = { outbox: [], plain: [], notify: [] };
+      for (let round = 0; round < scale.enqueueRounds; round++) {
+        const order = round % 2 === 0 ? ['outbox', 'plain', 'notify'] : ['notify', 'plain', 'outbox'];
+        for (const name of order) {
+          await reset(client);
+          const v = variants[name];
+          const r = await pgbench({
+            script: path.join(env.benchDir, 'sql', v.script), clients, seconds: scale.enqueueSeconds,
+            pgoptions: v.pgoptions,
+          });
+          tps[name].push(r.tps);
+        }
+        log(`enqueue, ${clients} client(s), round ${round + 1}/${scale.enqueueRounds}: ` +
+            Object.entries(tps).map(([k, v]) => `${k} ${Math.round(v.at(-1))}`).join(', ') + ' tps');
+      }
+      // Ratios are paired by round (each round's variants ran back to back)
+      // and the median of those is reported: drifting noise from other load
+      // on the machine cancels out better than in a ratio of medians.
+      const m = Object.fromEntries(Object.entries(tps).map(([k, v]) => [k, median(v)]));
+      const paired = (name) => median(tps[name].map((t, i) => t / tps.plain[i]));
+      out[clients] = {
+        tps, median: m,
+        ratio: paired('outbox'),
+        notifyRatio: paired('notify'),
+      };
+    }
+    out.notifyVerified = await notifies();
+    await reset(client);
+  } finally {
+    await client.end();
+  }
+  return out;
+}

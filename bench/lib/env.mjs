@@ -1,0 +1,58 @@
+// What bench/run.sh hands the harness, and the scale of each mode.
+import path from 'node:path';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the harness through bench/run.sh`);
+  return value;
+}
+
+export const env = {
+  mode: process.env.BENCH_MODE ?? 'default',
+  tmp: required('BENCH_TMP'),
+  pghost: required('BENCH_PGHOST'),
+  pgport: Number(required('BENCH_PGPORT')),
+  pgdata: required('BENCH_PGDATA'),
+  sinkPort: Number(required('BENCH_SINK_PORT')),
+  root: required('BENCH_ROOT'),
+  results: required('BENCH_RESULTS'),
+};
+env.benchDir = path.join(env.root, 'bench');
+env.pgbin = process.env.PG_BINDIR ?? '/usr/lib/postgresql/15/bin';
+
+// Sizes and durations per mode. Every loop of the harness is bounded by
+// these counts and by the deadlines derived from them.
+const scales = {
+  quick: {
+    enqueueRounds: 3, enqueueSeconds: 5,
+    drainEvents: 100_000, drainDeadlineS: 300,
+    loadSeconds: 15, pruneDeadlineS: 150,
+    claimPending: 100_000, claimSeconds: 3,
+    latencyLowCount: 1000, latencyHighSeconds: 5,
+    pollingDrainEvents: 20_000, fanoutEvents: 33_334, loadCatchUpS: 60,
+    wrkSeconds: 3, microMinTime: 0.2,
+  },
+  default: {
+    enqueueRounds: 5, enqueueSeconds: 10,
+    drainEvents: 100_000, drainDeadlineS: 600,
+    loadSeconds: 60, pruneDeadlineS: 300,
+    claimPending: 1_000_000, claimSeconds: 5,
+    latencyLowCount: 3000, latencyHighSeconds: 15,
+    pollingDrainEvents: 50_000, fanoutEvents: 33_334, loadCatchUpS: 120,
+    wrkSeconds: 5, microMinTime: 0.5,
+  },
+  full: {
+    enqueueRounds: 5, enqueueSeconds: 20,
+    drainEvents: 1_000_000, drainDeadlineS: 1800,
+    loadSeconds: 60, pruneDeadlineS: 1500,
+    claimPending: 1_000_000, claimSeconds: 10,
+    latencyLowCount: 6000, latencyHighSeconds: 30,
+    pollingDrainEvents: 100_000, fanoutEvents: 333_334, loadCatchUpS: 300,
+    wrkSeconds: 10, microMinTime: 1,
+  },
+};
+export const scale = scales[env.mode] ?? scales.default;
+
+// The ~100-byte payload every producer sends.
+export const PAYLOAD =
+  '{"order_id": 123456, "customer": "c-98765", "total": 99.50, "currency": "EUR", "items": 3, "channel": "web"}';

@@ -1,0 +1,178 @@
+// The table: one row per figure, with the issue's target next to it and
+// PASS / MISS (or "info" where the issue sets no target, "derived" where the
+// target follows from one of the issue's). Also the rows of latest.json.
+
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : String(x));
+const fix = (x, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+const mib = (bytes) => `${fix(bytes / 1048576, 1)} MiB`;
+const verdict = (ok) => (ok === null || ok === undefined ? 'info' : ok ? 'PASS' : 'MISS');
+
+function sizeTotal(sizes) {
+  if (!sizes) return NaN;
+  return Object.values(sizes).reduce((sum, t) => sum + t.heap + t.indexes, 0);
+}
+
+function sizeText(sizes) {
+  if (!sizes) return '?';
+  return Object.entries(sizes).map(([name, t]) => `${name} ${mib(t.heap)}+${mib(t.indexes)}`).join(', ');
+}
+
+export function buildRows(r) {
+  const rows = [];
+  const add = (section, name, value, target, pass, detail) =>
+    rows.push({ section, name, value, target: target ?? '', result: verdict(pass), pass: pass ?? null, detail: detail ?? '' });
+  const failed = (section, name, key) => {
+    if (r.errors?.[key]) { add(section, name, `ERROR: ${r.errors[key]}`, '', false); return true; }
+    return false;
+  };
+
+  if (!failed('0 sink', 'nginx 204 ceiling (wrk, 64 connections)', 'sink') && r.sink) {
+    add('0 sink', 'nginx 204 ceiling (wrk, 64 connections)', `${int(r.sink.requestsPerSecond)} req/s`);
+  }
+
+  if (!failed('1 enqueue', 'enqueue overhead', 'enqueue') && r.enqueue) {
+    for (const c of [16, 1]) {
+      const e = r.enqueue[c];
+      if (!e) continue;
+      add('1 enqueue', `enqueue() vs hand-made outbox, ${c} client${c > 1 ? 's' : ''}`,
+          `${fix(e.ratio)}× (${int(e.median.outbox)} vs ${int(e.median.plain)} tps)`, '≥ 0.90×', e.ratio >= 0.9,
+          `median of ${e.tps.outbox.length} per-round ratios; tps per round: outbox ` +
+          `${e.tps.outbox.map(int).join('/')}, hand-made ${e.tps.plain.map(int).join('/')}`);
+    }
+    for (const c of [16, 1]) {
+      const e = r.enqueue[c];
+      if (!e) continue;
+      add('1 enqueue', `enqueue() + notify_on_enqueue vs hand-made, ${c} client${c > 1 ? 's' : ''}`,
+          `${fix(e.notifyRatio)}× (${int(e.median.notify)} tps)`, 'what NOTIFY costs', null,
+          r.enqueue.notifyVerified ? 'NOTIFY verified' : 'NOTIFY NOT observed');
+    }
+  }
+
+  if (!failed('2 drain', 'drain', 'drain') && r.drain) {
+    const d = r.drain;
+    add('2 drain', `drain ${int(d.events)} events to nginx`,
+        `${int(d.eventsPerSecond)} events/s (${fix(d.seconds, 1)} s; 10–90 %: ${int(d.sustainedPerSecond)}/s)`,
+        '≥ 10,000/s', d.done && d.eventsPerSecond >= 10000,
+        `${int(d.delivered)} delivered, ${d.dead} dead, ${d.pending} pending, ${int(d.httpRequests)} requests`);
+    if (r.sink) {
+      add('2 drain', 'drain rate / nginx ceiling', `${fix(d.eventsPerSecond / r.sink.requestsPerSecond, 3)}×`);
+    }
+  }
+  if (!failed('2 drain', 'polling relay drain', 'pollingDrain') && r.pollingDrain) {
+    const p = r.pollingDrain;
+    add('2 drain', `polling relay drain ${int(p.events)} rows (1 s poll, batch 100)`,
+        `${int(p.eventsPerSecond)} events/s (${fix(p.seconds, 1)} s)`, 'comparison', null);
+    if (r.drain) add('2 drain', 'outbox drain / polling relay drain', `${fix(r.drain.eventsPerSecond / p.eventsPerSecond)}×`);
+  }
+  if (!failed('2 drain', 'load', 'load') && r.load) {
+    const l = r.load;
+    const bound = Math.max(1000, l.producerTps);
+    add('2 drain', `${l.clients} clients enqueueing ${l.seconds} s while delivering: max backlog`,
+        `${int(l.maxBacklog)} events (producers ${int(l.producerTps)} tps, delivered ${int(l.deliveredPerSecondDuringLoad)}/s)`,
+        'bounded: backlog at load end ≤ 1 s of production', l.backlogAtLoadEnd <= bound,
+        `backlog at load end ${int(l.backlogAtLoadEnd)}; ` +
+        (l.caughtUp ? `caught up ${fix(l.catchUpSeconds, 1)} s after` : 'did not catch up before the deadline'));
+  }
+
+  if (!failed('3 latency', 'latency', 'latency') && r.latency) {
+    for (const s of r.latency.scenarios) {
+      const rate = s.rate === 'low' ? `1 per ${r.latency.lowIntervalMs} ms` : `${r.latency.highRate}/s`;
+      const value = `p50 ${fix(s.p50)} / p90 ${fix(s.p90)} / p99 ${fix(s.p99)} / max ${fix(s.max, 1)} ms`;
+      const detail = `${int(s.sent)} sent at ${int(s.achievedPerSecond)}/s, ${s.missing} missing, ` +
+                     `${s.duplicates} duplicates, ${s.badSignatures} bad signatures`;
+      if (s.system === 'outbox') {
+        add('3 latency', `commit→receipt, outbox, ${rate}`, value, 'p50 ≤ 5 ms, p99 ≤ 50 ms',
+            s.missing === 0 && s.p50 <= 5 && s.p99 <= 50, detail);
+      } else {
+        add('3 latency', `commit→receipt, polling relay, ${rate}`, value, 'comparison', null, detail);
+      }
+    }
+    for (const rate of ['low', 'high']) {
+      const o = r.latency.scenarios.find((s) => s.system === 'outbox' && s.rate === rate);
+      const p = r.latency.scenarios.find((s) => s.system === 'polling' && s.rate === rate);
+      if (o && p) add('3 latency', `polling relay p50 / outbox p50, ${rate} rate`, `${fix(p.p50 / o.p50, 0)}×`);
+    }
+  }
+
+  if (!failed('4 claim', 'claim cost', 'claim') && r.claim) {
+    const [small, big] = r.claim.sizes;
+    const names = { unkeyed: 'unkeyed', keyed: 'keyed, 10,000 keys',
+                    keyed_heads_in_flight: 'keyed, every key\'s head in flight' };
+    for (const [key, label] of Object.entries(names)) {
+      const c = r.claim.cases[key];
+      if (!c) continue;
+      const extra = key === 'keyed_heads_in_flight';
+      add('4 claim', `claim batch, ${label}: ${int(small)} vs ${int(big)} pending`,
+          `${fix(c.ratio)}× (${fix(c[small].ms, 3)} vs ${fix(c[big].ms, 3)} ms; ${c[small].rows}/${c[big].rows} rows)`,
+          extra ? '≤ 2× (derived: DESIGN.md)' : '≤ 2×', c.ratio <= 2,
+          `${c[small].iterations}/${c[big].iterations} iterations`);
+    }
+  }
+
+  if (r.drain || r.load || r.fanout) {
+    const maxOf = (k) => Math.max(r.drain?.rssMaxKiB?.[k] ?? 0, r.load?.rssMaxKiB?.[k] ?? 0,
+                                  r.fanout?.rssMaxKiB?.[k] ?? 0);
+    const anon = maxOf('rssAnon') / 1024;
+    const vm = maxOf('vmRss') / 1024;
+    add('5 memory', 'worker memory, max during drain, fan-out and load', `VmRSS ${fix(vm, 1)} MiB (private ${fix(anon, 1)} MiB)`,
+        '≤ 64 MiB (private: VmRSS counts shared_buffers pages touched)', anon > 0 ? anon <= 64 : false,
+        `shared ${fix(maxOf('rssShmem') / 1024, 1)} MiB`);
+  }
+  if (r.drain?.sizes) {
+    const s = r.drain.sizes;
+    add('5 bloat', 'events, deliveries (heap+indexes) at start', sizeText(s.start));
+    add('5 bloat', 'with the backlog', sizeText(s.backlog));
+    add('5 bloat', 'after the drain', sizeText(s.drained));
+  }
+  if (!failed('5 bloat', 'pruning', 'prune') && r.prune) {
+    const p = r.prune;
+    const start = sizeTotal(r.drain?.sizes?.start);
+    const after = sizeTotal(p.sizes);
+    add('5 bloat', 'after pruning (retention 1s) and VACUUM', sizeText(p.sizes),
+        'near the start (≤ start + 1 MiB)', after <= start + 1048576,
+        `total ${mib(after)} vs ${mib(start)} at start, peak ${mib(sizeTotal(r.drain?.sizes?.drained))}`);
+    add('5 bloat', 'worker pruning rate', `${int(p.rowsPerSecond)} deliveries/s (${int(p.pruned)} in ${fix(p.seconds, 0)} s${p.complete ? '' : ', INCOMPLETE'})`,
+        r.drain ? `≥ drain rate ${int(r.drain.eventsPerSecond)}/s (derived: else tables grow)` : '',
+        r.drain ? p.rowsPerSecond >= r.drain.eventsPerSecond : null);
+  }
+
+  if (!failed('6 fan-out', 'fan-out', 'fanout') && r.fanout) {
+    const f = r.fanout;
+    add('6 fan-out', `fan-out: ${int(f.events)} events × ${f.endpoints} endpoints`,
+        `${int(f.perSecond)} deliveries/s (${fix(f.seconds, 1)} s)`, '', null,
+        `${int(f.delivered)} delivered, ${f.dead} dead, ${f.pending} pending`);
+    if (r.drain) {
+      const ratio = f.perSecond / r.drain.eventsPerSecond;
+      add('6 fan-out', 'fan-out deliveries/s / single-endpoint rate', `${fix(ratio)}×`, '≥ 0.8×', f.done && ratio >= 0.8);
+    }
+  } else if (!r.errors?.fanout) {
+    add('6 fan-out', 'fan-out: not measured in this run', 'TODO', '≥ 0.8× single-endpoint rate', null);
+  }
+
+  if (!failed('7 micro', 'micro-benchmarks', 'micro') && r.micro) {
+    for (const [name, m] of Object.entries(r.micro)) {
+      add('7 micro', name, `${int(m.opsPerSecond)} ops/s (${fix(m.nsPerOp, 0)} ns/op)`);
+    }
+  }
+  return rows;
+}
+
+export function printTable(rows, write = (s) => process.stdout.write(s)) {
+  const cols = [
+    ['measurement', (r) => r.name],
+    ['figure', (r) => r.value],
+    ['target', (r) => r.target],
+    ['result', (r) => r.result],
+  ];
+  const widths = cols.map(([h, f]) => Math.max(h.length, ...rows.map((r) => String(f(r)).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join(' | ').trimEnd() + '\n';
+  write(line(cols.map(([h]) => h)));
+  write(widths.map((w) => '-'.repeat(w)).join('-|-') + '\n');
+  let section = null;
+  for (const r of rows) {
+    if (section !== null && r.section !== section) write('\n');
+    section = r.section;
+    write(line(cols.map(([, f]) => f(r))));
+    if (r.detail) write(line(['', `  ${r.detail}`, '', '']));
+  }
+}
