@@ -1,5 +1,7 @@
 #include "pg/queue.hpp"
 
+#include <algorithm>
+
 extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -179,6 +181,11 @@ char* column_text(HeapTuple tuple, TupleDesc desc, int column, int* len) {
     return s;
 }
 
+// The first column of the single row a statement returned.
+Datum single_value(bool* isnull) {
+    return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
 int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, column, &isnull);
@@ -190,16 +197,16 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
 int unpark_heads() {
     execute(unpark_plan, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    return isnull ? 0 : DatumGetInt32(d);
+    Datum moved = single_value(&isnull);
+    return isnull ? 0 : DatumGetInt32(moved);
 }
 
 int dispatch_events(int max_events, bool include_default) {
     Datum values[2] = {Int32GetDatum(max_events), BoolGetDatum(include_default)};
     execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    return isnull ? 0 : DatumGetInt32(d);
+    Datum dispatched = single_value(&isnull);
+    return isnull ? 0 : DatumGetInt32(dispatched);
 }
 
 int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
@@ -271,10 +278,8 @@ void release_claims(const ResultRow* rows, int count) {
 int64 ms_until_next_due() {
     execute(next_due_plan, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-    if (isnull) return -1;
-    int64 ms = DatumGetInt64(d);
-    return ms < 0 ? 0 : ms;
+    Datum ms = single_value(&isnull);
+    return isnull ? -1 : std::max<int64>(DatumGetInt64(ms), 0);
 }
 
 char* endpoints_version(MemoryContext out) {

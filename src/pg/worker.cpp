@@ -225,15 +225,14 @@ private:
         return used >= max ? 0 : max - used;
     }
 
-    bool delivering() {
-        if (settings_.paused) return false;
+    // Once per configuration: say that the default endpoint is off.
+    void note_url_missing() {
         if (settings_.url.empty() && !url_missing_logged_) {
             log_message(LOG, "outbox.url is not set: the default endpoint receives nothing until it is", {},
                         "Set outbox.url in postgresql.conf and reload, or create endpoints with "
                         "outbox.create_endpoint().");
             url_missing_logged_ = true;
         }
-        return true;
     }
 
     bool should_flush() const {
@@ -287,7 +286,8 @@ private:
         int dispatch_limit = settings_.batch_size * 10;
         int dispatched = 0;
         bool flush = !finished_.empty();
-        bool active = !settings_.paused && delivering();
+        bool active = !settings_.paused;
+        if (active) note_url_missing();
         claimed_pending_ = 0;
         // Recording may unblock keys (a head delivered or dead) and changes
         // the next due time: look for work in the same transaction.
