@@ -134,6 +134,7 @@ public:
         log_message(LOG, fmt::format("outbox worker {} started, delivering events of database \"{}\"",
                                      slot_, guc_database));
         listen(settings_.channel);
+        listen_for_commits();
         while (!ShutdownRequestPending) {
             pg_call([] { CHECK_FOR_INTERRUPTS(); });
             if (ConfigReloadPending) reload();
@@ -165,6 +166,7 @@ private:
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
         client_.set_options(settings_.http);
+        listen_for_commits();
         url_missing_logged_ = false;
         if (settings_.channel != old_channel) {
             in_transaction("outbox: unlisten", [&] { pg_call([&] { Async_Unlisten(old_channel.c_str()); }); });
@@ -172,6 +174,14 @@ private:
         }
         endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
         want_claim_ = true;
+    }
+
+    // Committing transactions set the latches that are published. A paused
+    // worker withdraws its own, so that producers do not wake it (and pay a
+    // signal) at every commit for nothing.
+    void listen_for_commits() {
+        if (settings_.paused) withdraw_worker_latch(slot_);
+        else publish_worker_latch(slot_, MyLatch);
     }
 
     void listen(const std::string& channel) {
@@ -625,7 +635,6 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // more than any of them.
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
     pgstat_report_appname("outbox worker");
-    publish_worker_latch(slot, MyLatch);
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
     report_exceptions("outbox worker", [&] {
         Worker worker(slot);
