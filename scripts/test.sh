@@ -7,7 +7,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/deps.sh
-ensure_deps cmake libgtest-dev libbenchmark-dev python3 || exit 1
+ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl || exit 1
 export PATH="$(pg_config --bindir):$PATH"
 
 build_and_install || { echo "build failed"; exit 1; }
