@@ -126,13 +126,9 @@ ALTER TABLE outbox.events SET (autovacuum_vacuum_scale_factor = 0.02,
 -- prefix ending in '*' ('order.*'), or '*'.
 CREATE FUNCTION outbox.topic_matches(patterns text[], topic text)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-RETURN EXISTS (
-    SELECT 1 FROM unnest(patterns) AS p(pattern)
-    WHERE p.pattern = '*'
-       OR p.pattern = topic
-       OR (right(p.pattern, 1) = '*' AND starts_with(topic, left(p.pattern, -1))));
+AS 'MODULE_PATHNAME', 'outbox_topic_matches';
 
 -- How far dispatch has come, as transaction snapshots (the technique of
 -- PgQ): every event whose transaction is visible in done_snapshot has its

@@ -1,6 +1,6 @@
 // SQL helpers of the endpoint functions (extension/outbox--*.sql): checks
 // that need the core (URL parser, topic patterns, header rules, secret
-// format) and the CSPRNG. Not granted to anyone: only the SECURITY DEFINER
+// format), topic matching and the CSPRNG. Not granted to anyone: only the SECURITY DEFINER
 // endpoint functions call them.
 #include "core/error.hpp"
 #include "core/signing.hpp"
@@ -59,6 +59,22 @@ Datum check_endpoint(FunctionCallInfo fcinfo) {
     PG_RETURN_VOID();
 }
 
+// topic_matches(patterns text[], topic text): the rule of core::topic_matches,
+// used by dispatch and replay.
+Datum topic_matches(FunctionCallInfo fcinfo) {
+    ArrayType* patterns = pg_call([&] { return PG_GETARG_ARRAYTYPE_P(0); });
+    std::string_view topic = text_view(pg_call([&] { return PG_GETARG_TEXT_PP(1); }));
+    Datum* elems = nullptr;
+    bool* nulls = nullptr;
+    int count = 0;
+    pg_call([&] { deconstruct_text_array(patterns, &elems, &nulls, &count); });
+    for (int i = 0; i < count; i++) {
+        if (!nulls[i] && core::topic_matches(text_view(reinterpret_cast<text*>(DatumGetPointer(elems[i]))), topic))
+            PG_RETURN_BOOL(true);
+    }
+    PG_RETURN_BOOL(false);
+}
+
 Datum new_secret(FunctionCallInfo) {
     std::string secret = core::generate_secret();
     return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(secret.data(), secret.size())); });
@@ -72,6 +88,11 @@ extern "C" {
 PG_FUNCTION_INFO_V1(outbox_check_endpoint);
 Datum outbox_check_endpoint(PG_FUNCTION_ARGS) {
     return outbox::pg::report_exceptions("outbox.check_endpoint", [&] { return outbox::pg::check_endpoint(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(outbox_topic_matches);
+Datum outbox_topic_matches(PG_FUNCTION_ARGS) {
+    return outbox::pg::report_exceptions("outbox.topic_matches", [&] { return outbox::pg::topic_matches(fcinfo); });
 }
 
 PG_FUNCTION_INFO_V1(outbox_new_secret);

@@ -50,8 +50,6 @@ void install_shmem_hooks() {
     shmem_startup_hook = startup_shmem;
 }
 
-bool shmem_available() { return shared != nullptr; }
-
 void publish_worker_latch(int slot, Latch* latch) {
     SpinLockAcquire(&shared->mutex);
     shared->worker_latch[slot] = latch;

@@ -11,9 +11,6 @@ namespace outbox::pg {
 // Registers the shared memory request and startup hooks (preload only).
 void install_shmem_hooks();
 
-// True once shared memory is attached (the library was preloaded).
-bool shmem_available();
-
 // Worker slot registration: a worker publishes its latch while it runs.
 void publish_worker_latch(int slot, Latch* latch);
 void withdraw_worker_latch(int slot);
