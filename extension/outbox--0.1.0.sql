@@ -103,7 +103,8 @@ CREATE TABLE outbox.deliveries (
     last_response   text,
     finished_at     timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (event_id, endpoint_id)
+    PRIMARY KEY (event_id, endpoint_id),
+    CHECK ((state = 'pending') = (finished_at IS NULL))
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05);
 
 -- What the claim scans: only pending rows, in due order, so that its cost
@@ -162,6 +163,8 @@ DECLARE
     state     outbox.dispatch_state;
     last_txid xid8;
     last_seq  bigint;
+    from_txid xid8;
+    from_seq  bigint;
     n         integer;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM outbox.endpoints AS ep
@@ -177,6 +180,17 @@ BEGIN
         state.cursor_txid := '0'::xid8;
         state.cursor_seq := 0;
     END IF;
+    -- Where the scan of new transactions starts: after the cursor, but not
+    -- before the done snapshot's xmax. One row comparison, so that the
+    -- B-tree starts there; with a separate "txid >= xmax" bound it would
+    -- start at xmax and filter its way to the cursor, O(backlog) per call.
+    from_txid := state.cursor_txid;
+    from_seq := state.cursor_seq;
+    IF state.done_snapshot IS NOT NULL
+       AND (from_txid, from_seq) < (pg_snapshot_xmax(state.done_snapshot), 0::bigint) THEN
+        from_txid := pg_snapshot_xmax(state.done_snapshot);
+        from_seq := 0;  -- seq starts at 1: "> (xmax, 0)" is "txid >= xmax"
+    END IF;
 
     WITH candidates AS (
         (SELECT e.id, e.seq, e.txid, e.key, e.topic
@@ -190,9 +204,8 @@ BEGIN
         UNION ALL
         (SELECT e.id, e.seq, e.txid, e.key, e.topic
          FROM outbox.events AS e
-         WHERE e.txid >= COALESCE(pg_snapshot_xmax(state.done_snapshot), '0'::xid8)
+         WHERE (e.txid, e.seq) > (from_txid, from_seq)
            AND e.txid < pg_snapshot_xmax(state.target_snapshot)
-           AND (e.txid, e.seq) > (state.cursor_txid, state.cursor_seq)
            AND pg_visible_in_snapshot(e.txid, state.target_snapshot)
          ORDER BY e.txid, e.seq
          LIMIT max_events)
@@ -340,7 +353,11 @@ BEGIN
         WHERE d.event_id = r.event_id
           AND d.endpoint_id = r.endpoint_id
           AND d.attempts = r.attempt
-          AND d.state = 'pending'
+          -- "Still pending", said without "state = 'pending'": that would
+          -- make the partial indexes usable here, and a plan that scans
+          -- deliveries_due for each result (chosen while the table was
+          -- small) costs O(backlog) per row. Only the primary key fits.
+          AND d.finished_at IS NULL
         RETURNING d.endpoint_id, d.key, d.state
     )
     SELECT count(*)::integer,

@@ -22,12 +22,13 @@ constexpr const char* kRecordSql = "SELECT outbox.record($1::uuid[], $2, $3, $4,
 
 constexpr const char* kReleaseSql = R"sql(
 UPDATE outbox.deliveries AS d
-SET next_attempt_at = now()
+SET next_attempt_at = now(),
+    attempts = d.attempts - CASE WHEN $4 THEN 1 ELSE 0 END
 FROM unnest($1::text[], $2::int4[], $3::int4[]) AS r(event_id, endpoint_id, attempt)
 WHERE d.event_id = r.event_id::uuid
   AND d.endpoint_id = r.endpoint_id
   AND d.attempts = r.attempt
-  AND d.state = 'pending'
+  AND d.finished_at IS NULL  -- pending; see outbox.record() for why not "state"
 )sql";
 
 // Per endpoint, so that each lookup is the first entry of an index range.
@@ -112,7 +113,7 @@ Plan record_plan{kRecordSql, 9,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                   INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
                  nullptr};
-Plan release_plan{kReleaseSql, 3, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID}, nullptr};
+Plan release_plan{kReleaseSql, 4, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, BOOLOID}, nullptr};
 Plan next_due_plan{kNextDueSql, 0, {}, nullptr};
 Plan endpoints_version_plan{kEndpointsVersionSql, 0, {}, nullptr};
 Plan load_endpoints_plan{kLoadEndpointsSql, 0, {}, nullptr};
@@ -260,7 +261,7 @@ void record_results(const ResultRow* rows, int count) {
     execute(record_plan, values, nullptr, SPI_OK_SELECT);
 }
 
-void release_claims(const ResultRow* rows, int count) {
+void release_claims(const ResultRow* rows, int count, bool never_sent) {
     if (count == 0) return;
     const char** ids = static_cast<const char**>(palloc(sizeof(char*) * count));
     int32* endpoints = static_cast<int32*>(palloc(sizeof(int32) * count));
@@ -270,8 +271,8 @@ void release_claims(const ResultRow* rows, int count) {
         endpoints[i] = rows[i].endpoint_id;
         attempts[i] = rows[i].attempt;
     }
-    Datum values[3] = {text_array(ids, count), int4_array(endpoints, count),
-                       int4_array(attempts, count)};
+    Datum values[4] = {text_array(ids, count), int4_array(endpoints, count),
+                       int4_array(attempts, count), BoolGetDatum(never_sent)};
     execute(release_plan, values, nullptr, SPI_OK_UPDATE);
 }
 

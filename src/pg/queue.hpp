@@ -52,9 +52,10 @@ struct ResultRow {
 // lease ran out and another claimer took the delivery) are left alone.
 void record_results(const ResultRow* rows, int count);
 
-// Makes the given claimed deliveries due again at once (used on shutdown for
-// requests that never finished, so they need not wait for the lease).
-void release_claims(const ResultRow* rows, int count);
+// Makes the given claimed deliveries due again at once, so they need not
+// wait for the lease: on shutdown, requests that never finished; any time,
+// claims that were never sent (`never_sent`: their attempt is not counted).
+void release_claims(const ResultRow* rows, int count, bool never_sent);
 
 // Milliseconds until the earliest pending delivery (of any enabled endpoint)
 // that is not yet due, or -1 when there is none.

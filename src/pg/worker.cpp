@@ -1,8 +1,9 @@
 // The delivery worker: one process per outbox.workers slot, connected to
 // outbox.database. Each loop: move HTTP transfers on; in one short
 // transaction record finished ones, turn newly committed events into
-// deliveries (dispatch) and claim due deliveries; start the claimed requests
-// after it commits; then sleep on the latch and the HTTP sockets.
+// deliveries (dispatch) and claim due deliveries, up to a batch more than
+// the free request slots; start claimed requests after it commits and
+// whenever a slot frees; then sleep on the latch and the HTTP sockets.
 #include "pg/worker.hpp"
 
 #include "core/headers.hpp"
@@ -12,6 +13,7 @@
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/queue.hpp"
+#include "pg/replan.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
 #include "pg/transaction.hpp"
@@ -36,6 +38,7 @@ extern "C" {
 #include <map>
 #include <chrono>
 #include <ctime>
+#include <deque>
 #include <optional>
 #include <random>
 #include <string>
@@ -51,8 +54,8 @@ using std::chrono::milliseconds;
 
 constexpr auto kFlushDelay = milliseconds(2);  // longest a finished result waits to be recorded
 constexpr auto kPruneInterval = std::chrono::seconds(10);
-constexpr auto kPruneSlice = milliseconds(100);         // longest one prune round runs
-constexpr auto kPruneBusyInterval = milliseconds(500);  // next round when one was not enough
+constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
+constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
@@ -61,6 +64,16 @@ struct InFlight {
     std::string event_id;
     int32 endpoint_id;
     int32 attempt;
+};
+
+// A claimed delivery whose request is built but not started. The worker
+// claims up to a batch ahead of its free request slots, so that a slot is
+// refilled the moment its request finishes, not after the next database
+// round trip, and requests are on the wire while the worker is in SQL.
+struct Ready {
+    http::Request request;
+    InFlight delivery;
+    Clock::time_point start_by;  // later, it is handed back: the lease must cover the wait and the request
 };
 
 struct Finished {
@@ -146,6 +159,7 @@ public:
             }
             client_.perform();
             collect_completed();
+            start_ready();
             try {
                 step();
             } catch (const PgError& e) {
@@ -217,7 +231,9 @@ private:
         auto now = Clock::now();
         for (const auto& [id, e] : endpoints_) {
             if (!sendable(e, now)) continue;
-            std::size_t free = e.in_flight >= cap ? 0 : cap - e.in_flight;
+            std::size_t held = e.in_flight + ready_of(id);
+            std::size_t window = 2 * cap;  // its share in flight, as many claimed ahead
+            std::size_t free = held >= window ? 0 : window - held;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
             plan.emplace_back(id, static_cast<int>(free));
@@ -229,10 +245,58 @@ private:
         return plan;
     }
 
+    // Room for new claims: max_in_flight requests in flight plus as many
+    // claimed ahead (at most a batch) waiting for a slot.
     std::size_t free_slots() const {
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        std::size_t used = client_.in_flight() + claimed_pending_;
-        return used >= max ? 0 : max - used;
+        std::size_t window = max + std::min(max, static_cast<std::size_t>(settings_.batch_size));
+        std::size_t used = client_.in_flight() + ready_count_ + claimed_pending_;
+        return used >= window ? 0 : window - used;
+    }
+
+    std::size_t ready_of(int32 endpoint_id) const {
+        auto it = ready_.find(endpoint_id);
+        return it == ready_.end() ? 0 : it->second.size();
+    }
+
+    // Starts claimed requests while there are free slots (each endpoint up
+    // to its share). A claim that can no longer be sent in time, or whose
+    // endpoint is paused, disabled or gone, is handed back (unsent_).
+    void start_ready() {
+        if (ready_count_ == 0) return;
+        auto now = Clock::now();
+        std::size_t cap = endpoint_cap();
+        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
+        bool started = false;
+        for (auto& [endpoint_id, queue] : ready_) {
+            auto endpoint = endpoints_.find(endpoint_id);
+            while (!queue.empty()) {
+                Ready& r = queue.front();
+                bool usable = endpoint != endpoints_.end() && sendable(endpoint->second, now) && now < r.start_by;
+                if (usable) {
+                    if (endpoint->second.in_flight >= cap || client_.in_flight() >= max) break;
+                    endpoint->second.in_flight++;
+                    in_flight_.emplace(r.request.tag, std::move(r.delivery));
+                    client_.start(std::move(r.request));
+                    started = true;
+                } else {
+                    unsent_.push_back(std::move(r.delivery));
+                }
+                queue.pop_front();
+                ready_count_--;
+            }
+        }
+        // Put them on the wire now: they travel while the worker is in its
+        // next transaction, instead of waiting for the loop to come round.
+        if (started) client_.perform();
+    }
+
+    // Every claimed request not started yet goes back (the endpoints changed).
+    void hand_back_ready() {
+        for (auto& [endpoint_id, queue] : ready_)
+            for (Ready& r : queue) unsent_.push_back(std::move(r.delivery));
+        ready_.clear();
+        ready_count_ = 0;
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -252,7 +316,7 @@ private:
     }
 
     bool should_transact() {
-        if (should_flush()) return true;
+        if (should_flush() || !unsent_.empty()) return true;
         if (!want_claim_ || settings_.paused) return false;
         // Before the endpoints are known, a transaction is how to learn them.
         return endpoints_version_.empty() || Clock::now() >= secrets_change_at_ || !claim_plan().empty();
@@ -280,6 +344,7 @@ private:
                                                  finished_.size()));
                 finished_.clear();
             }
+            if (consecutive_errors_ >= kMaxConsecutiveErrors) unsent_.clear();  // back after the lease
             throw;
         }
     }
@@ -288,8 +353,8 @@ private:
     // that answered 410), dispatch new events, claim due deliveries. The
     // claimed requests start only after it commits.
     void deliver_transaction() {
-        std::vector<http::Request> requests;
-        std::vector<InFlight> claimed;
+        std::vector<Ready> claimed;
+        std::size_t handing_back = unsent_.size();
         bool present = false;
         bool claimed_full = false;
         std::optional<int64> next_due_ms;
@@ -309,14 +374,16 @@ private:
                 record(finished_);
                 for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
             }
+            if (handing_back > 0) release(unsent_, handing_back, true);
             if (!active) return;
+            pg_call([] { replan_if_grown(); });
             refresh_endpoints();
             dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
             for (auto [endpoint_id, limit] : claim_plan()) {
                 int room = static_cast<int>(free_slots());
                 if (room == 0) break;
                 int asked = std::min(limit, room);
-                int got = claim_into(endpoint_id, asked, requests, claimed);
+                int got = claim_into(endpoint_id, asked, claimed);
                 claimed_pending_ += static_cast<std::size_t>(got);
                 if (got == asked) claimed_full = true;
             }
@@ -337,6 +404,7 @@ private:
             finished_.clear();
             gone_.clear();
         }
+        unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(handing_back));
         if (!active) return;
         auto now = Clock::now();
         claim_deadline_ = now + settings_.poll_interval;
@@ -344,12 +412,11 @@ private:
         want_claim_ = claimed_full || dispatched == dispatch_limit;
         if (next_due_ms && *next_due_ms >= 0)
             claim_deadline_ = std::min(claim_deadline_, now + milliseconds(*next_due_ms));
-        for (std::size_t i = 0; i < requests.size(); i++) {
-            auto it = endpoints_.find(claimed[i].endpoint_id);
-            if (it != endpoints_.end()) it->second.in_flight++;
-            in_flight_.emplace(requests[i].tag, std::move(claimed[i]));
-            client_.start(std::move(requests[i]));
+        for (Ready& r : claimed) {
+            ready_[r.delivery.endpoint_id].push_back(std::move(r));
+            ready_count_++;
         }
+        start_ready();
     }
 
     // Reloads the endpoints when their configuration changed or a rotated
@@ -358,6 +425,8 @@ private:
         char* version_text = pg_call([&] { return endpoints_version(query_cxt_); });
         std::string version = version_text ? version_text : "";
         if (version == endpoints_version_ && Clock::now() < secrets_change_at_) return;
+        // Requests claimed ahead were built with the old URL, secrets and headers.
+        hand_back_ready();
         EndpointRow* rows = nullptr;
         int n = pg_call([&] { return load_endpoints(query_cxt_, &rows); });
         std::map<int32, Endpoint> fresh;
@@ -395,13 +464,16 @@ private:
         endpoints_version_ = version;
     }
 
-    int claim_into(int32 endpoint_id, int limit, std::vector<http::Request>& requests,
-                   std::vector<InFlight>& claimed) {
+    int claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claimed) {
         const Endpoint& endpoint = endpoints_.at(endpoint_id);
         ClaimedRow* rows = nullptr;
         int lease_ms = static_cast<int>(std::max(settings_.lease, endpoint.timeout.value_or(milliseconds(0)) +
                                                                      std::chrono::seconds(5)).count());
         int n = pg_call([&] { return claim_deliveries(endpoint_id, limit, lease_ms, query_cxt_, &rows); });
+        // A claim waits for a slot at most half of what the lease leaves
+        // beyond the request's own time limit; after that it is handed back.
+        milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
+        Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms) - request_timeout) / 2;
         int64_t timestamp = static_cast<int64_t>(std::time(nullptr));
         for (int i = 0; i < n; i++) {
             const ClaimedRow& row = rows[i];
@@ -419,12 +491,21 @@ private:
             in.endpoint_headers = endpoint.headers;
             in.event_headers = event_headers;
             request.headers = core::build_request_headers(in);
-            request.timeout = endpoint.timeout.value_or(settings_.request_timeout);
+            request.timeout = request_timeout;
             request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-            requests.push_back(std::move(request));
-            claimed.push_back(InFlight{row.event_id, row.endpoint_id, row.attempt});
+            claimed.push_back(Ready{std::move(request), InFlight{row.event_id, row.endpoint_id, row.attempt}, start_by});
         }
         return n;
+    }
+
+    // Hands the first `count` claims back (outbox.release_claims).
+    void release(const std::vector<InFlight>& claims, std::size_t count, bool never_sent) {
+        std::vector<ResultRow> rows;
+        rows.reserve(count);
+        for (std::size_t i = 0; i < count && i < claims.size(); i++)
+            rows.push_back(ResultRow{claims[i].event_id.c_str(), claims[i].endpoint_id, claims[i].attempt,
+                                     "pending", 0, 0, nullptr, 0, nullptr});
+        pg_call([&] { release_claims(rows.data(), static_cast<int>(rows.size()), never_sent); });
     }
 
     void record(const std::vector<Finished>& finished) {
@@ -575,15 +656,15 @@ private:
     void shutdown() {
         client_.perform();
         collect_completed();
-        std::vector<ResultRow> unfinished;
-        for (const auto& [tag, d] : in_flight_)
-            unfinished.push_back(ResultRow{d.event_id.c_str(), d.endpoint_id, d.attempt, "pending", 0, 0,
-                                           nullptr, 0, nullptr});
+        std::vector<InFlight> unfinished;
+        for (const auto& [tag, d] : in_flight_) unfinished.push_back(d);
+        hand_back_ready();
         try {
             in_transaction("outbox: shutdown", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
                 record(finished_);
-                pg_call([&] { release_claims(unfinished.data(), static_cast<int>(unfinished.size())); });
+                release(unfinished, unfinished.size(), false);
+                release(unsent_, unsent_.size(), true);
             });
         } catch (const PgError& e) {
             log_message(WARNING, fmt::format("outbox worker: on shutdown: {}", e.what()));
@@ -602,6 +683,9 @@ private:
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
     std::unordered_map<std::uint64_t, InFlight> in_flight_;
     std::vector<Finished> finished_;
+    std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
+    std::size_t ready_count_ = 0;
+    std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
