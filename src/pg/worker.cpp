@@ -232,7 +232,7 @@ private:
         for (const auto& [id, e] : endpoints_) {
             if (!sendable(e, now)) continue;
             std::size_t held = e.in_flight + ready_of(id);
-            std::size_t window = 2 * cap;  // its share in flight, as many claimed ahead
+            std::size_t window = claim_window(cap);
             std::size_t free = held >= window ? 0 : window - held;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
@@ -245,13 +245,23 @@ private:
         return plan;
     }
 
-    // Room for new claims: max_in_flight requests in flight plus as many
-    // claimed ahead (at most a batch) waiting for a slot.
+    // How many deliveries may be claimed and not finished, for `slots`
+    // request slots (the worker's or one endpoint's share): the slots, and as
+    // many claimed ahead (at most a batch) waiting for one.
+    std::size_t claim_window(std::size_t slots) const {
+        return slots + std::min(slots, static_cast<std::size_t>(settings_.batch_size));
+    }
+
     std::size_t free_slots() const {
-        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        std::size_t window = max + std::min(max, static_cast<std::size_t>(settings_.batch_size));
-        std::size_t used = client_.in_flight() + ready_count_ + claimed_pending_;
+        std::size_t window = claim_window(static_cast<std::size_t>(settings_.max_in_flight));
+        std::size_t used = client_.in_flight() + ready_count() + claimed_pending_;
         return used >= window ? 0 : window - used;
+    }
+
+    std::size_t ready_count() const {
+        std::size_t n = 0;
+        for (const auto& [endpoint_id, queue] : ready_) n += queue.size();
+        return n;
     }
 
     std::size_t ready_of(int32 endpoint_id) const {
@@ -263,7 +273,7 @@ private:
     // to its share). A claim that can no longer be sent in time, or whose
     // endpoint is paused, disabled or gone, is handed back (unsent_).
     void start_ready() {
-        if (ready_count_ == 0) return;
+        if (ready_.empty()) return;
         auto now = Clock::now();
         std::size_t cap = endpoint_cap();
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
@@ -283,9 +293,9 @@ private:
                     unsent_.push_back(std::move(r.delivery));
                 }
                 queue.pop_front();
-                ready_count_--;
             }
         }
+        std::erase_if(ready_, [](const auto& entry) { return entry.second.empty(); });
         // Put them on the wire now: they travel while the worker is in its
         // next transaction, instead of waiting for the loop to come round.
         if (started) client_.perform();
@@ -296,7 +306,6 @@ private:
         for (auto& [endpoint_id, queue] : ready_)
             for (Ready& r : queue) unsent_.push_back(std::move(r.delivery));
         ready_.clear();
-        ready_count_ = 0;
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -414,7 +423,6 @@ private:
             claim_deadline_ = std::min(claim_deadline_, now + milliseconds(*next_due_ms));
         for (Ready& r : claimed) {
             ready_[r.delivery.endpoint_id].push_back(std::move(r));
-            ready_count_++;
         }
         start_ready();
     }
@@ -684,7 +692,6 @@ private:
     std::unordered_map<std::uint64_t, InFlight> in_flight_;
     std::vector<Finished> finished_;
     std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
-    std::size_t ready_count_ = 0;
     std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     Clock::time_point oldest_finished_{};
