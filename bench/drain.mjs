@@ -4,7 +4,7 @@
 // taken from the server's own clock: deliveries / (last finished_at −
 // unpause). The queue starts empty and vacuumed, as a pruned outbox is.
 import { scale, PAYLOAD } from './lib/env.mjs';
-import { connect, one, resetQueue, setSystem, sleep, tableSizes, workerPid } from './lib/pg.mjs';
+import { connect, one, resetQueue, setSystem, sleep, tableSizes, workerPids } from './lib/pg.mjs';
 import { RssTracker } from './lib/rss.mjs';
 import { SinkCounter } from './lib/sink.mjs';
 
@@ -34,7 +34,7 @@ async function drainDone(client, deliveries) {
 // returns the rate, counts and samples [s, delivered, VmRSS MiB, RssAnon MiB].
 export async function unpauseAndDrain(client, deliveries, log, label) {
   const sink = new SinkCounter();
-  const mem = new RssTracker(await workerPid(client));
+  const mem = new RssTracker(await workerPids(client));
   await sink.reset();
   const samples = [];
   const t0 = await setSystem(client, { 'outbox.paused': 'off' });

@@ -5,7 +5,7 @@
 // the time to catch up is measured too.
 import path from 'node:path';
 import { env, scale } from './lib/env.mjs';
-import { connect, one, setSystem, sleep, workerPid } from './lib/pg.mjs';
+import { connect, one, setSystem, sleep, workerPids } from './lib/pg.mjs';
 import { pgbench } from './lib/pgbench.mjs';
 import { RssTracker } from './lib/rss.mjs';
 import { SinkCounter } from './lib/sink.mjs';
@@ -22,7 +22,7 @@ export async function measureLoad(log) {
     const seq = (await one(client, "SELECT pg_get_serial_sequence('outbox.events', 'seq') AS s")).s;
     const enqueuedSoFar = async () =>
       Number((await one(client, `SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`)).v);
-    const mem = new RssTracker(await workerPid(client));
+    const mem = new RssTracker(await workerPids(client));
     const base = await enqueuedSoFar();
     await sink.reset();
     const start = performance.now();

@@ -114,7 +114,7 @@ export function buildRows(r) {
                                   r.fanout?.rssMaxKiB?.[k] ?? 0);
     const anon = maxOf('rssAnon') / 1024;
     const vm = maxOf('vmRss') / 1024;
-    add('5 memory', 'worker memory, max during drain, fan-out and load', `VmRSS ${fix(vm, 1)} MiB (private ${fix(anon, 1)} MiB)`,
+    add('5 memory', 'worker memory, largest worker, max during drain, fan-out and load', `VmRSS ${fix(vm, 1)} MiB (private ${fix(anon, 1)} MiB)`,
         '≤ 64 MiB (private: VmRSS counts shared_buffers pages touched)', anon > 0 ? anon <= 64 : false,
         `shared ${fix(maxOf('rssShmem') / 1024, 1)} MiB`);
   }
@@ -128,10 +128,10 @@ export function buildRows(r) {
     const p = r.prune;
     const start = sizeTotal(r.drain?.sizes?.start);
     const after = sizeTotal(p.sizes);
-    add('5 bloat', 'after pruning (retention 1s) and VACUUM', sizeText(p.sizes),
+    add('5 bloat', 'after pruning (retention 1s), truncation and VACUUM', sizeText(p.sizes),
         'near the start (≤ start + 1 MiB)', after <= start + 1048576,
         `total ${mib(after)} vs ${mib(start)} at start, peak ${mib(sizeTotal(r.drain?.sizes?.drained))}`);
-    add('5 bloat', 'worker pruning rate', `${int(p.rowsPerSecond)} deliveries/s (${int(p.pruned)} in ${fix(p.seconds, 0)} s${p.complete ? '' : ', INCOMPLETE'})`,
+    add('5 bloat', 'worker pruning rate', `${int(p.rowsPerSecond)} deliveries/s (${int(p.pruned)} in ${fix(p.seconds, 1)} s${p.complete ? '' : ', INCOMPLETE'})`,
         r.drain ? `≥ drain rate ${int(r.drain.eventsPerSecond)}/s (derived: else tables grow)` : '',
         r.drain ? p.rowsPerSecond >= r.drain.eventsPerSecond : null);
   }

@@ -634,7 +634,9 @@ DECLARE
     target integer;
     queued integer;
 BEGIN
-    SELECT * INTO ev FROM outbox.events AS e WHERE e.id = replay.event_id;
+    -- The lock keeps pruning from deleting the event while this adds a
+    -- delivery to it (see the worker's prune.cpp).
+    SELECT * INTO ev FROM outbox.events AS e WHERE e.id = replay.event_id FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'event % does not exist', replay.event_id
             USING ERRCODE = 'undefined_object',

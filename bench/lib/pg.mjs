@@ -33,11 +33,13 @@ export async function setSystem(client, settings) {
   return row.t;
 }
 
-export async function workerPid(client) {
-  // The worker may be restarting; look for a while.
+// The pids of the delivery workers (not the launcher).
+export async function workerPids(client) {
+  // A worker may be restarting; look for a while.
   for (let i = 0; i < 100; i++) {
-    const row = await one(client, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox worker' LIMIT 1");
-    if (row) return row.pid;
+    const { rows } = await client.query(
+      "SELECT pid FROM pg_stat_activity WHERE backend_type = 'outbox worker' ORDER BY pid");
+    if (rows.length > 0) return rows.map((r) => r.pid);
     await sleep(100);
   }
   throw new Error('no outbox worker in pg_stat_activity after 10 s');

@@ -13,19 +13,26 @@ export function rss(pid) {
   }
 }
 
+// The largest figures any of the given processes (the workers) reached.
 export class RssTracker {
-  constructor(pid) {
-    this.pid = pid;
+  constructor(pids) {
+    this.pids = pids;
     this.max = { vmRss: 0, rssAnon: 0, rssShmem: 0 };
     this.samples = 0;
   }
 
+  // The largest of the processes' current figures, and keeps the maxima.
   sample() {
-    const r = rss(this.pid);
-    if (Number.isFinite(r.vmRss)) {
-      this.samples++;
-      for (const k of Object.keys(this.max)) this.max[k] = Math.max(this.max[k], r[k]);
+    const now = { vmRss: NaN, rssAnon: NaN, rssShmem: NaN };
+    for (const pid of this.pids) {
+      const r = rss(pid);
+      if (!Number.isFinite(r.vmRss)) continue;
+      for (const k of Object.keys(now)) now[k] = Number.isFinite(now[k]) ? Math.max(now[k], r[k]) : r[k];
     }
-    return r;
+    if (Number.isFinite(now.vmRss)) {
+      this.samples++;
+      for (const k of Object.keys(this.max)) this.max[k] = Math.max(this.max[k], now[k]);
+    }
+    return now;
   }
 }

@@ -1,5 +1,7 @@
 #include "pg/queue.hpp"
 
+#include "pg/plan.hpp"
+
 #include <algorithm>
 
 extern "C" {
@@ -70,41 +72,9 @@ SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now
 WHERE id = $1 AND enabled
 )sql";
 
-// Oldest finished deliveries first, each kind by its own retention.
-constexpr const char* kPruneDeliveriesSql = R"sql(
-WITH doomed AS (
-    (SELECT event_id, endpoint_id FROM outbox.deliveries
-     WHERE state = 'delivered' AND finished_at < now() - $1 * interval '1 second'
-     ORDER BY finished_at LIMIT $3)
-    UNION ALL
-    (SELECT event_id, endpoint_id FROM outbox.deliveries
-     WHERE state = 'dead' AND finished_at < now() - $2 * interval '1 second'
-     ORDER BY finished_at LIMIT $3)
-), gone AS (
-    DELETE FROM outbox.deliveries AS d
-    USING doomed
-    WHERE d.event_id = doomed.event_id AND d.endpoint_id = doomed.endpoint_id
-    RETURNING d.event_id
-)
-SELECT count(*)::int4, array_agg(DISTINCT event_id) FROM gone
-)sql";
-
-constexpr const char* kPruneEventsSql = R"sql(
-DELETE FROM outbox.events AS e
-WHERE e.id = ANY($1)
-  AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id)
-)sql";
-
 constexpr const char* kUnparkSql = "SELECT outbox.unpark_heads()";
 
 constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
-
-struct Plan {
-    const char* sql;
-    int nargs;
-    Oid types[9];
-    SPIPlanPtr plan;
-};
 
 Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
 Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
@@ -118,28 +88,6 @@ Plan next_due_plan{kNextDueSql, 0, {}, nullptr};
 Plan endpoints_version_plan{kEndpointsVersionSql, 0, {}, nullptr};
 Plan load_endpoints_plan{kLoadEndpointsSql, 0, {}, nullptr};
 Plan disable_endpoint_plan{kDisableEndpointSql, 2, {INT4OID, TEXTOID}, nullptr};
-Plan prune_deliveries_plan{kPruneDeliveriesSql, 3, {INT8OID, INT8OID, INT4OID}, nullptr};
-Plan prune_events_plan{kPruneEventsSql, 1, {UUIDARRAYOID}, nullptr};
-
-// Plans are prepared once per worker and kept; PostgreSQL re-plans them by
-// their text when the tables change (DROP/CREATE EXTENSION).
-SPIPlanPtr prepared(Plan& p) {
-    if (p.plan == nullptr) {
-        SPIPlanPtr plan = SPI_prepare(p.sql, p.nargs, p.types);
-        if (plan == nullptr)
-            elog(ERROR, "outbox: preparing a worker query failed: %s",
-                 SPI_result_code_string(SPI_result));
-        SPI_keepplan(plan);
-        p.plan = plan;
-    }
-    return p.plan;
-}
-
-int execute(Plan& p, Datum* values, const char* nulls, int expected) {
-    int rc = SPI_execute_plan(prepared(p), values, nulls, false, 0);
-    if (rc != expected) elog(ERROR, "outbox: worker query failed: %s", SPI_result_code_string(rc));
-    return static_cast<int>(SPI_processed);
-}
 
 Datum text_array(const char* const* values, int n) {
     Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
@@ -182,11 +130,6 @@ char* column_text(HeapTuple tuple, TupleDesc desc, int column, int* len) {
     return s;
 }
 
-// The first column of the single row a statement returned.
-Datum single_value(bool* isnull) {
-    return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-}
-
 int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
     bool isnull = false;
     Datum d = SPI_getbinval(tuple, desc, column, &isnull);
@@ -198,7 +141,7 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
 int unpark_heads() {
     execute(unpark_plan, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum moved = single_value(&isnull);
+    Datum moved = result_value(1, &isnull);
     return isnull ? 0 : DatumGetInt32(moved);
 }
 
@@ -206,7 +149,7 @@ int dispatch_events(int max_events, bool include_default) {
     Datum values[2] = {Int32GetDatum(max_events), BoolGetDatum(include_default)};
     execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum dispatched = single_value(&isnull);
+    Datum dispatched = result_value(1, &isnull);
     return isnull ? 0 : DatumGetInt32(dispatched);
 }
 
@@ -279,7 +222,7 @@ void release_claims(const ResultRow* rows, int count, bool never_sent) {
 int64 ms_until_next_due() {
     execute(next_due_plan, nullptr, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum ms = single_value(&isnull);
+    Datum ms = result_value(1, &isnull);
     return isnull ? -1 : std::max<int64>(DatumGetInt64(ms), 0);
 }
 
@@ -318,21 +261,6 @@ int load_endpoints(MemoryContext out, EndpointRow** rows) {
 void disable_endpoint(int32 endpoint_id, const char* reason) {
     Datum values[2] = {Int32GetDatum(endpoint_id), CStringGetTextDatum(reason)};
     execute(disable_endpoint_plan, values, nullptr, SPI_OK_UPDATE);
-}
-
-int prune_finished(int64 retention_s, int64 dead_retention_s, int limit) {
-    Datum values[3] = {Int64GetDatum(retention_s), Int64GetDatum(dead_retention_s),
-                       Int32GetDatum(limit)};
-    execute(prune_deliveries_plan, values, nullptr, SPI_OK_SELECT);
-    bool isnull = true;
-    int32 deleted = DatumGetInt32(
-        SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    Datum ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-    if (deleted > 0 && !isnull) {
-        Datum args[1] = {ids};
-        execute(prune_events_plan, args, nullptr, SPI_OK_DELETE);
-    }
-    return deleted;
 }
 
 }  // namespace outbox::pg

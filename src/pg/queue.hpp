@@ -1,4 +1,4 @@
-// The worker's SQL: claim, record, next due time, prune. Every function here
+// The worker's SQL: dispatch, claim, record, next due time, endpoints. Every function here
 // is "PostgreSQL-only" (plain C data, may ereport) and must be called through
 // pg_call(), inside a transaction opened by transaction.hpp.
 #pragma once
@@ -80,10 +80,5 @@ int load_endpoints(MemoryContext out, EndpointRow** rows);
 
 // Disables an endpoint (410 Gone), recording why.
 void disable_endpoint(int32 endpoint_id, const char* reason);
-
-// Deletes up to `limit` delivered (older than retention) and dead (older than
-// dead retention) deliveries, and the events left without deliveries.
-// Returns the number of deliveries deleted.
-int prune_finished(int64 retention_s, int64 dead_retention_s, int limit);
 
 }  // namespace outbox::pg

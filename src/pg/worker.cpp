@@ -12,6 +12,7 @@
 #include "http/client.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
+#include "pg/prune.hpp"
 #include "pg/queue.hpp"
 #include "pg/replan.hpp"
 #include "pg/settings.hpp"
@@ -57,6 +58,7 @@ constexpr auto kPruneInterval = std::chrono::seconds(10);
 constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
 constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
+constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size"; not worth a lock
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
 
@@ -327,8 +329,14 @@ private:
     bool should_transact() {
         if (should_flush() || !unsent_.empty()) return true;
         if (!want_claim_ || settings_.paused) return false;
-        // Before the endpoints are known, a transaction is how to learn them.
-        return endpoints_version_.empty() || Clock::now() >= secrets_change_at_ || !claim_plan().empty();
+        // Before the endpoints are known, or while none of those it knows
+        // can be sent to (all disabled, paused or without a URL), a
+        // transaction is how the worker learns of one created or enabled:
+        // each wake-up (their functions NOTIFY) and each poll makes one.
+        auto now = Clock::now();
+        return endpoints_version_.empty() || now >= secrets_change_at_ || !claim_plan().empty() ||
+               std::none_of(endpoints_.begin(), endpoints_.end(),
+                            [&](const auto& entry) { return sendable(entry.second, now); });
     }
 
     void step() {
@@ -595,28 +603,60 @@ private:
         }
     }
 
-    // Housekeeping every few seconds: move up parked heads whose wake-up a
-    // race lost (see outbox.unpark_heads), and prune finished deliveries in
-    // small batches, each its own transaction so that delivery is never held
-    // up for long. When there was more to prune than one round's time
-    // allowed, the next round comes sooner, so pruning keeps up with any
-    // delivery rate.
+    // Housekeeping every few seconds, by worker 0 only (two workers would
+    // pick the same oldest rows and wait on each other): move up parked
+    // heads whose wake-up a race lost (see outbox.unpark_heads), prune
+    // finished deliveries and events no endpoint matched in small batches,
+    // each its own transaction so that delivery is never held up for long.
+    // When one round's time was not enough, the next comes soon, at once
+    // if this worker has no requests to look after, so pruning keeps up with
+    // any delivery rate. Once nothing is left, the tables are truncated to
+    // give their space back.
     void prune() {
+        if (slot_ != 0) {
+            next_prune_ = Clock::time_point::max();
+            return;
+        }
         auto started = Clock::now();
         int64 retention = settings_.retention_s;
         int64 dead_retention = settings_.dead_retention_s;
         bool more = false;
         for (int round = 0;; round++) {
-            int deleted = 0;
+            int deleted = 0, swept = 0;
             in_transaction("outbox: prune", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
+                pg_call([] { use_index_plans(); });
                 if (round == 0) pg_call([] { return unpark_heads(); });
-                deleted = pg_call([&] { return prune_finished(retention, dead_retention, kPruneBatch); });
+                deleted = pg_call([&] { return prune_deliveries(retention, dead_retention, kPruneBatch); });
+                if (deleted < kPruneBatch)
+                    swept = pg_call([&] { return sweep_unmatched(retention, kPruneBatch, &sweep_cursor_); });
             });
-            more = deleted == kPruneBatch;
+            more = deleted == kPruneBatch || swept == kPruneBatch;
             if (!more || Clock::now() - started >= kPruneSlice) break;
         }
-        next_prune_ = Clock::now() + (more ? kPruneBusyInterval : kPruneInterval);
+        if (!more) truncate_when_empty();
+        bool busy = !in_flight_.empty() || !ready_.empty();
+        next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
+    }
+
+    void truncate_when_empty() {
+        if (truncate_failed_) return;
+        int64 freed = 0;
+        try {
+            in_transaction("outbox: truncate", [&] {
+                if (!pg_call([] { return extension_installed(); })) return;
+                freed = pg_call([] { return truncate_if_empty(kTruncateMinBytes); });
+            });
+        } catch (const PgError& e) {
+            truncate_failed_ = true;  // until restart: do not repeat the error every round
+            log_message(WARNING, fmt::format("outbox worker: could not truncate the empty queue tables: {}", e.what()),
+                        {}, "Their space is reused, not given back. A foreign key that references "
+                            "outbox.events prevents the truncation.");
+            return;
+        }
+        if (freed > 0)
+            log_message(LOG, fmt::format("outbox: events and deliveries were empty; truncated them, "
+                                         "giving back {} kB", freed / 1024));
     }
 
     // Logs changes of "is the extension installed?" once each; returns it.
@@ -697,6 +737,8 @@ private:
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
     Clock::time_point next_prune_ = Clock::now() + kPruneInterval;
+    SweepCursor sweep_cursor_;
+    bool truncate_failed_ = false;
     Clock::time_point error_until_{};
     std::uint64_t last_tag_ = 0;
     bool want_claim_ = true;
@@ -725,6 +767,10 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // compilation (triggered by cost estimates on large backlogs) would cost
     // more than any of them.
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
+    // Claims (FOR UPDATE SKIP LOCKED), pruning and truncation rely on each
+    // statement seeing what committed before it, whatever the server's or
+    // database's default_transaction_isolation.
+    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_SESSION);
     pgstat_report_appname("outbox worker");
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
     report_exceptions("outbox worker", [&] {
