@@ -1,3 +1,5 @@
+// How worker 0 prunes (prune.hpp says what each step does).
+//
 // Plans. Pruning reads the rows that statistics know least about: rows that
 // became deletable seconds ago. After a drain of 100,000 events every row is
 // 'delivered' long before autovacuum analyzes the table, and with estimates

@@ -8,6 +8,7 @@ extern "C" {
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 }
 
 namespace outbox::pg {
@@ -18,6 +19,7 @@ struct SharedState {
     slock_t mutex;
     Latch* worker_latch[kMaxWorkers];
     bool missing_database_logged;
+    EndpointPause pauses[kMaxEndpointPauses];  // until 0: free
 };
 
 SharedState* shared = nullptr;
@@ -67,6 +69,36 @@ void wake_workers() {
         Latch* latch = shared->worker_latch[i];
         if (latch != nullptr) SetLatch(latch);
     }
+}
+
+void share_endpoint_pause(int32 endpoint_id, TimestampTz until) {
+    if (shared == nullptr) return;
+    TimestampTz now = GetCurrentTimestamp();
+    SpinLockAcquire(&shared->mutex);
+    // Its own entry, else a free or ended one, else the one ending first.
+    EndpointPause* slot = &shared->pauses[0];
+    for (EndpointPause& p : shared->pauses) {
+        if (p.until > now && p.endpoint_id == endpoint_id) {
+            slot = &p;
+            break;
+        }
+        if (slot->until > now && (p.until <= now || p.until < slot->until)) slot = &p;
+    }
+    if (slot->endpoint_id != endpoint_id || slot->until <= now) slot->until = 0;
+    slot->endpoint_id = endpoint_id;
+    slot->until = Max(slot->until, until);
+    SpinLockRelease(&shared->mutex);
+}
+
+int shared_endpoint_pauses(EndpointPause* out) {
+    if (shared == nullptr) return 0;
+    TimestampTz now = GetCurrentTimestamp();
+    int n = 0;
+    SpinLockAcquire(&shared->mutex);
+    for (const EndpointPause& p : shared->pauses)
+        if (p.until > now) out[n++] = p;
+    SpinLockRelease(&shared->mutex);
+    return n;
 }
 
 bool note_missing_database_once() {

@@ -1,8 +1,10 @@
-// Shared memory: where committing backends find the workers' latches.
+// Shared memory: where committing backends find the workers' latches, and
+// where the workers share the pauses endpoints ask for (429/503 Retry-After).
 #pragma once
 
 extern "C" {
 #include "postgres.h"
+#include "datatype/timestamp.h"
 #include "storage/latch.h"
 }
 
@@ -18,6 +20,22 @@ void withdraw_worker_latch(int slot);
 // Sets every running worker's latch. Safe in any backend; a no-op when the
 // library was not preloaded.
 void wake_workers();
+
+// An endpoint that asked for a pause, until when.
+struct EndpointPause {
+    int32 endpoint_id;
+    TimestampTz until;
+};
+constexpr int kMaxEndpointPauses = 64;
+
+// Records (or extends) a pause for every worker to see. With more paused
+// endpoints than kMaxEndpointPauses, the pause ending first is forgotten
+// (its own worker still keeps it).
+void share_endpoint_pause(int32 endpoint_id, TimestampTz until);
+
+// Copies the pauses that have not ended into `out` (kMaxEndpointPauses
+// entries); returns how many.
+int shared_endpoint_pauses(EndpointPause* out);
 
 // Launcher bookkeeping, so that "database does not exist" is logged once per
 // postmaster lifetime rather than at every launcher restart.

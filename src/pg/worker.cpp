@@ -30,6 +30,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
 
@@ -161,6 +162,7 @@ public:
             }
             client_.perform();
             collect_completed();
+            adopt_shared_pauses();
             start_ready();
             try {
                 step();
@@ -301,6 +303,24 @@ private:
         // Put them on the wire now: they travel while the worker is in its
         // next transaction, instead of waiting for the loop to come round.
         if (started) client_.perform();
+    }
+
+    // A pause another worker was asked for (429/503 Retry-After) holds here
+    // too: the endpoint gets no request from any worker until it ends.
+    void adopt_shared_pauses() {
+        EndpointPause pauses[kMaxEndpointPauses];
+        int n = shared_endpoint_pauses(pauses);
+        if (n == 0) return;
+        TimestampTz now_ts = GetCurrentTimestamp();
+        auto now = Clock::now();
+        for (int i = 0; i < n; i++) {
+            auto endpoint = endpoints_.find(pauses[i].endpoint_id);
+            if (endpoint == endpoints_.end()) continue;
+            auto until = now + std::chrono::microseconds(pauses[i].until - now_ts);
+            if (until <= endpoint->second.paused_until) continue;
+            endpoint->second.paused_until = until;
+            claim_deadline_ = std::min(claim_deadline_, until);
+        }
     }
 
     // Every claimed request not started yet goes back (the endpoints changed).
@@ -579,9 +599,12 @@ private:
             // this delivery.
             if ((response.status == 429 || response.status == 503) && result.retry_after &&
                 endpoint != endpoints_.end()) {
-                auto until = Clock::now() + core::clamp_retry_after(settings_.retry, *result.retry_after);
+                auto pause = core::clamp_retry_after(settings_.retry, *result.retry_after);
+                auto until = Clock::now() + pause;
                 endpoint->second.paused_until = std::max(endpoint->second.paused_until, until);
                 claim_deadline_ = std::min(claim_deadline_, until);
+                auto pause_us = std::chrono::duration_cast<std::chrono::microseconds>(pause).count();
+                pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + pause_us); });
             }
             f.status = static_cast<int32>(response.status);
             f.error = !response.error.empty() ? std::move(response.error)

@@ -1,5 +1,6 @@
 // How the worker keeps a fast drain fast: requests claimed ahead of the free
-// slots (and handed back, uncounted, when they cannot be sent), and plans
+// slots (and handed back, uncounted, when they cannot be sent), pauses an
+// endpoint asks for shared by all workers, and plans
 // that follow the queue's growth instead of staying as they were made for
 // an empty table.
 import assert from 'node:assert/strict';
@@ -47,6 +48,25 @@ describe('delivery pipeline', () => {
     const throttledAt = sink.requests[0].receivedAt;
     const secondAt = sink.requests.find((r) => r.id === ids[1]).receivedAt;
     assert.ok(secondAt - throttledAt >= 900, `nothing sent during the pause (${secondAt - throttledAt} ms)`);
+  });
+
+  test('a 429 Retry-After pauses the endpoint for every worker, not only the one that got it', async () => {
+    // Two workers, each with one request slot, answered slowly enough that
+    // both are always sending; the first request gets 429 Retry-After: 2.
+    let calls = 0;
+    const env = await startWithReceiver({
+      conf: { 'outbox.workers': 2, 'outbox.max_in_flight': 1, 'outbox.batch_size': 1, 'outbox.retry_max': '5s' },
+      respond: () => (++calls === 1 ? { delay: 300, status: 429, headers: { 'retry-after': '2' } }
+                                    : { delay: 50, status: 204 }),
+    });
+    envs.push(env);
+    const { cluster, sink } = env;
+    const { rows } = await cluster.query("SELECT outbox.enqueue('pause.shared', jsonb_build_object('n', g)) AS id FROM generate_series(1, 30) AS g");
+    await sink.waitForIds(rows.map((r) => r.id), { timeout: 20000 });
+    const answeredAt = sink.requests[0].receivedAt + 300;
+    const during = sink.requests.filter((r) => r.receivedAt > answeredAt + 150 && r.receivedAt < answeredAt + 1800);
+    assert.equal(during.length, 0, `requests during the pause: ${during.map((r) => r.receivedAt - answeredAt).join(', ')} ms after the 429`);
+    assert.ok(sink.requests.filter((r) => r.receivedAt < answeredAt).length >= 3, 'the other worker was sending meanwhile');
   });
 
   test('plans made on an empty queue are re-made as it grows', async () => {
