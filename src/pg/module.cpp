@@ -20,14 +20,15 @@ namespace outbox::pg {
 
 namespace {
 
-// After COMMIT of a transaction that called enqueue(), set the workers'
-// latches: the events are visible now, so the workers find them on their
-// next claim. Cheaper than NOTIFY, which serializes commits on a lock.
+// After COMMIT of a transaction that called enqueue(), set a worker's
+// latch: the events are visible now, so it finds them on its next claim.
+// Cheaper than NOTIFY, which serializes commits on a lock; and one worker,
+// not all, so that a commit costs one wake-up whatever outbox.workers is.
 void on_transaction_end(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
-            if (take_wake_on_commit()) wake_workers();
+            if (take_wake_on_commit()) wake_a_worker();
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:

@@ -60,14 +60,24 @@ void publish_worker_latch(int slot, Latch* latch) {
 
 void withdraw_worker_latch(int slot) { publish_worker_latch(slot, nullptr); }
 
-void wake_workers() {
+// Reading the pointers without the spinlock is fine: a latch lives in shared
+// memory for the postmaster's lifetime, so at worst we set the latch of a
+// process that has just exited, which is harmless. Setting a latch that is
+// set already, or whose worker is not sleeping, costs no system call.
+void wake_a_worker() {
     if (shared == nullptr) return;
-    // Reading the pointers without the spinlock is fine: a latch lives in
-    // shared memory for the postmaster's lifetime, so at worst we set the
-    // latch of a process that has just exited, which is harmless.
+    Latch* running[kMaxWorkers];
+    int n = 0;
+    for (Latch* latch : shared->worker_latch)
+        if (latch != nullptr) running[n++] = latch;
+    if (n > 0) SetLatch(running[MyProcPid % n]);
+}
+
+void wake_other_workers(int slot) {
+    if (shared == nullptr) return;
     for (int i = 0; i < kMaxWorkers; i++) {
         Latch* latch = shared->worker_latch[i];
-        if (latch != nullptr) SetLatch(latch);
+        if (latch != nullptr && i != slot) SetLatch(latch);
     }
 }
 

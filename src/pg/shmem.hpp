@@ -17,9 +17,15 @@ void install_shmem_hooks();
 void publish_worker_latch(int slot, Latch* latch);
 void withdraw_worker_latch(int slot);
 
-// Sets every running worker's latch. Safe in any backend; a no-op when the
-// library was not preloaded.
-void wake_workers();
+// Sets the latch of one running worker, chosen by the caller's pid so that
+// many producers spread over the workers. One is enough to dispatch and
+// claim what a commit made visible; a worker that finds more than it can
+// take wakes the others (wake_other_workers). Safe in any backend; a no-op
+// when the library was not preloaded.
+void wake_a_worker();
+
+// Sets the latches of every running worker but `slot`.
+void wake_other_workers(int slot);
 
 // An endpoint that asked for a pause, until when.
 struct EndpointPause {
