@@ -797,14 +797,6 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // statement seeing what committed before it, whatever the server's or
     // database's default_transaction_isolation.
     SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_SESSION);
-    // The worker runs the same few statements thousands of times a second
-    // with different arguments. By default PostgreSQL keeps planning them
-    // anew while the custom plans look cheaper than the generic one, which
-    // for claim() and record() was most of their time (0.29 and 0.47 ms per
-    // call at 1,000 events/s; 0.12 and 0.22 ms with generic plans). Their
-    // plans do not depend on the arguments: index scans by endpoint, due
-    // time and primary key. replan.cpp renews them as the tables grow.
-    SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION);
     pgstat_report_appname("outbox worker");
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
     report_exceptions("outbox worker", [&] {
