@@ -85,16 +85,17 @@ void share_endpoint_pause(int32 endpoint_id, TimestampTz until) {
     if (shared == nullptr) return;
     TimestampTz now = GetCurrentTimestamp();
     SpinLockAcquire(&shared->mutex);
-    // Its own entry, else a free or ended one, else the one ending first.
-    EndpointPause* slot = &shared->pauses[0];
-    for (EndpointPause& p : shared->pauses) {
-        if (p.until > now && p.endpoint_id == endpoint_id) {
-            slot = &p;
-            break;
-        }
-        if (slot->until > now && (p.until <= now || p.until < slot->until)) slot = &p;
+    // Its own entry while the pause lasts; else the entry ending first, which
+    // is a free (0) or ended one if there is any.
+    EndpointPause* slot = nullptr;
+    for (EndpointPause& p : shared->pauses)
+        if (p.endpoint_id == endpoint_id && p.until > now) slot = &p;
+    if (slot == nullptr) {
+        slot = &shared->pauses[0];
+        for (EndpointPause& p : shared->pauses)
+            if (p.until < slot->until) slot = &p;
+        slot->until = 0;
     }
-    if (slot->endpoint_id != endpoint_id || slot->until <= now) slot->until = 0;
     slot->endpoint_id = endpoint_id;
     slot->until = Max(slot->until, until);
     SpinLockRelease(&shared->mutex);

@@ -211,13 +211,23 @@ private:
         return e.enabled && !e.url.empty() && now >= e.paused_until;
     }
 
+    std::size_t sendable_count(Clock::time_point now) const {
+        return static_cast<std::size_t>(std::count_if(endpoints_.begin(), endpoints_.end(),
+                                                      [&](const auto& entry) { return sendable(entry.second, now); }));
+    }
+
+    // An endpoint asked for a pause (429/503 Retry-After), here or in
+    // another worker: nothing is claimed or sent for it until `until`, and
+    // the worker looks for its work again then.
+    void pause(Endpoint& endpoint, Clock::time_point until) {
+        endpoint.paused_until = std::max(endpoint.paused_until, until);
+        claim_deadline_ = std::min(claim_deadline_, until);
+    }
+
     // Each endpoint gets an equal share of max_in_flight, so that one that
     // hangs cannot take every slot from the others.
     std::size_t endpoint_cap() const {
-        std::size_t active = 0;
-        auto now = Clock::now();
-        for (const auto& [id, e] : endpoints_)
-            if (sendable(e, now)) active++;
+        std::size_t active = sendable_count(Clock::now());
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
         return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
     }
@@ -316,10 +326,7 @@ private:
         for (int i = 0; i < n; i++) {
             auto endpoint = endpoints_.find(pauses[i].endpoint_id);
             if (endpoint == endpoints_.end()) continue;
-            auto until = now + std::chrono::microseconds(pauses[i].until - now_ts);
-            if (until <= endpoint->second.paused_until) continue;
-            endpoint->second.paused_until = until;
-            claim_deadline_ = std::min(claim_deadline_, until);
+            pause(endpoint->second, now + std::chrono::microseconds(pauses[i].until - now_ts));
         }
     }
 
@@ -355,8 +362,7 @@ private:
         // each wake-up (their functions NOTIFY) and each poll makes one.
         auto now = Clock::now();
         return endpoints_version_.empty() || now >= secrets_change_at_ || !claim_plan().empty() ||
-               std::none_of(endpoints_.begin(), endpoints_.end(),
-                            [&](const auto& entry) { return sendable(entry.second, now); });
+               sendable_count(now) == 0;
     }
 
     void step() {
@@ -602,12 +608,10 @@ private:
             // this delivery.
             if ((response.status == 429 || response.status == 503) && result.retry_after &&
                 endpoint != endpoints_.end()) {
-                auto pause = core::clamp_retry_after(settings_.retry, *result.retry_after);
-                auto until = Clock::now() + pause;
-                endpoint->second.paused_until = std::max(endpoint->second.paused_until, until);
-                claim_deadline_ = std::min(claim_deadline_, until);
-                auto pause_us = std::chrono::duration_cast<std::chrono::microseconds>(pause).count();
-                pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + pause_us); });
+                auto wait = core::clamp_retry_after(settings_.retry, *result.retry_after);
+                pause(endpoint->second, Clock::now() + wait);
+                auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
+                pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
             }
             f.status = static_cast<int32>(response.status);
             f.error = !response.error.empty() ? std::move(response.error)
@@ -639,10 +643,6 @@ private:
     // any delivery rate. Once nothing is left, the tables are truncated to
     // give their space back.
     void prune() {
-        if (slot_ != 0) {
-            next_prune_ = Clock::time_point::max();
-            return;
-        }
         auto started = Clock::now();
         int64 retention = settings_.retention_s;
         int64 dead_retention = settings_.dead_retention_s;
@@ -762,7 +762,8 @@ private:
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
-    Clock::time_point next_prune_ = Clock::now() + kPruneInterval;
+    // Housekeeping is worker 0's (see prune()); the others never get to it.
+    Clock::time_point next_prune_ = slot_ == 0 ? Clock::now() + kPruneInterval : Clock::time_point::max();
     SweepCursor sweep_cursor_;
     bool truncate_failed_ = false;
     Clock::time_point error_until_{};
