@@ -10,7 +10,9 @@ cd "$root"
 source scripts/deps.sh
 
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# From /: the postgres user may not be allowed into the directory this runs
+# from (a clone under /root or mktemp -d), and pg_ctl would say so.
+as_postgres() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 section "installing what is missing, building and installing the extension"
 ensure_deps
