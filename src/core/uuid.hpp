@@ -11,7 +11,7 @@ namespace outbox::core {
 
 using Uuid = std::array<std::uint8_t, 16>;
 
-// Random bits from OpenSSL's CSPRNG.
+// Random bits from OpenSSL's CSPRNG (drawn in blocks; a fork starts afresh).
 Uuid uuid_v7(std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 // Lower-case canonical text form, 36 chars.

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <regex>
 #include <set>
 
@@ -56,4 +59,28 @@ TEST(UuidV7, ThousandIdsInOneMillisecondAreUnique) {
     const auto now = std::chrono::system_clock::time_point(kTime);
     for (int i = 0; i < 1000; i++) ids.insert(uuid_v7(now));
     EXPECT_EQ(ids.size(), 1000u);
+}
+
+// Random bytes are drawn in blocks. A forked child (every PostgreSQL backend
+// is one) must not hand out the rest of its parent's block: parent and child
+// would then make the same ids.
+TEST(UuidV7, ForkedChildDoesNotRepeatTheParentsIds) {
+    const auto now = std::chrono::system_clock::time_point(kTime);
+    (void)uuid_v7(now);  // the parent now holds a block
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        Uuid id = uuid_v7(now);
+        _exit(write(fds[1], id.data(), id.size()) == static_cast<ssize_t>(id.size()) ? 0 : 1);
+    }
+    close(fds[1]);
+    Uuid from_child{};
+    ASSERT_EQ(read(fds[0], from_child.data(), from_child.size()), static_cast<ssize_t>(from_child.size()));
+    close(fds[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    EXPECT_EQ(status, 0);
+    EXPECT_NE(from_child, uuid_v7(now));
 }
