@@ -33,6 +33,49 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT topic, count(*) FROM outbox.events WHERE topic IN ('rolled.back', 'kept') GROUP BY topic;
 
+-- enqueue() writes its row without a planned INSERT (see event_insert.cpp);
+-- everything a planned INSERT does must still happen. The defaults: seq in
+-- call order, txid and created_at of the enqueuing transaction.
+BEGIN;
+SELECT outbox.enqueue('defaults.a', '{}') IS NOT NULL, outbox.enqueue('defaults.b', '{}') IS NOT NULL;
+SELECT array_agg(topic ORDER BY seq) AS in_seq_order,
+       bool_and(txid = pg_current_xact_id()) AS own_txid,
+       bool_and(created_at = now()) AS created_now
+  FROM outbox.events WHERE topic LIKE 'defaults.%';
+COMMIT;
+-- A read-only transaction refuses it, as it refuses an INSERT.
+BEGIN READ ONLY;
+SELECT outbox.enqueue('read.only', '{}');
+ROLLBACK;
+-- Indexes a user adds (partial, on an expression) are maintained with the
+-- extension's own: amcheck finds every row in every index.
+CREATE EXTENSION amcheck;
+CREATE INDEX events_user_partial ON outbox.events (topic) WHERE topic LIKE 'user.%';
+CREATE INDEX events_user_expression ON outbox.events ((payload ->> 'n'));
+SELECT outbox.enqueue('user.indexed', '{"n": "7"}') IS NOT NULL;
+SELECT c.relname, bt_index_check(c.oid, heapallindexed => true)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid = 'outbox.events'::regclass ORDER BY c.relname;
+DROP INDEX outbox.events_user_partial, outbox.events_user_expression;
+DROP EXTENSION amcheck;
+-- A trigger on the table fires (enqueue() then writes through a planned
+-- INSERT); once dropped, it no longer does.
+CREATE TABLE public.enqueue_audit (topic text);
+CREATE FUNCTION public.audit_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.enqueue_audit VALUES (NEW.topic);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER events_audit AFTER INSERT ON outbox.events FOR EACH ROW EXECUTE FUNCTION public.audit_event();
+SELECT outbox.enqueue('audited', '{}') IS NOT NULL;
+DROP TRIGGER events_audit ON outbox.events;
+SELECT outbox.enqueue('not.audited', '{}') IS NOT NULL;
+SELECT topic FROM public.enqueue_audit;
+SELECT topic FROM outbox.events WHERE topic LIKE '%audited' ORDER BY seq;
+DROP TABLE public.enqueue_audit;
+DROP FUNCTION public.audit_event();
+
 -- Topic boundaries: 255 characters pass, and the allowed punctuation.
 SELECT outbox.enqueue(repeat('t', 255), '{}') IS NOT NULL AS long_topic_ok;
 SELECT outbox.enqueue('A1.b_c:d-e', '{}') IS NOT NULL AS punctuation_ok;

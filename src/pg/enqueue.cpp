@@ -1,7 +1,8 @@
 // outbox.enqueue(topic, payload, key, headers, event_id) RETURNS uuid
 //
-// Validates everything first, then writes the event in one statement, so
-// that bad input never half-applies. After the caller's transaction commits,
+// Validates everything first, then writes the event as one row, so that bad
+// input never half-applies. The row is written without SQL where it can be
+// (event_insert.cpp); this file's planned INSERT is the fallback. After the caller's transaction commits,
 // a transaction callback (module.cpp) wakes the workers.
 #include "pg/enqueue.hpp"
 
@@ -9,6 +10,7 @@
 #include "core/uuid.hpp"
 #include "core/validate.hpp"
 #include "pg/datum.hpp"
+#include "pg/event_insert.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/headers_arg.hpp"
@@ -57,9 +59,10 @@ ON CONFLICT (id) DO NOTHING
 SPIPlanPtr insert_plan = nullptr;
 SPIPlanPtr insert_idempotent_plan = nullptr;
 
-// PostgreSQL-only: the insert, through a plan kept for the session.
-void insert_event(bool idempotent, Datum id, Datum topic, Datum key, bool key_null, Datum payload,
-                  Datum headers, bool headers_null) {
+// PostgreSQL-only: the planned insert, kept for the session. Used for an
+// idempotent enqueue (ON CONFLICT) and when outbox.events is not the table
+// insert_event_directly() knows.
+void insert_event(bool idempotent, const EventRow& row) {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     SPIPlanPtr& plan = idempotent ? insert_idempotent_plan : insert_plan;
     if (plan == nullptr) {
@@ -69,8 +72,8 @@ void insert_event(bool idempotent, Datum id, Datum topic, Datum key, bool key_nu
         SPI_keepplan(prepared);
         plan = prepared;
     }
-    Datum values[5] = {id, topic, key, payload, headers};
-    char nulls[5] = {' ', ' ', key_null ? 'n' : ' ', ' ', headers_null ? 'n' : ' '};
+    Datum values[5] = {row.id, row.topic, row.key, row.payload, row.headers};
+    char nulls[5] = {' ', ' ', row.key_null ? 'n' : ' ', ' ', row.headers_null ? 'n' : ' '};
     int rc = SPI_execute_plan(plan, values, nulls, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "inserting the event failed: %s", SPI_result_code_string(rc));
     SPI_finish();
@@ -115,8 +118,9 @@ Datum enqueue(FunctionCallInfo fcinfo) {
     }
 
     pg_call([&] {
-        insert_event(caller_id, UUIDPGetDatum(id), PointerGetDatum(topic), PointerGetDatum(key), key_null,
-                     PointerGetDatum(payload), PointerGetDatum(headers), headers_null);
+        EventRow row{UUIDPGetDatum(id),       PointerGetDatum(topic),   PointerGetDatum(key), key_null,
+                     PointerGetDatum(payload), PointerGetDatum(headers), headers_null};
+        if (caller_id || !insert_event_directly(row)) insert_event(caller_id, row);
         if (guc_notify_on_enqueue) Async_Notify(guc_channel, "");
     });
     wake_on_commit = true;

@@ -1,0 +1,34 @@
+// Writing one event row without SQL: what enqueue() does on every call.
+// PostgreSQL-only: call through pg_call().
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace outbox::pg {
+
+// The columns enqueue() supplies; outbox.events fills seq, txid and
+// created_at by their defaults.
+struct EventRow {
+    Datum id;  // uuid
+    Datum topic;
+    Datum key;
+    bool key_null;
+    Datum payload;
+    Datum headers;
+    bool headers_null;
+};
+
+// Inserts `row` into outbox.events through the executor's single-row insert
+// (the one logical replication's apply uses) instead of a planned INSERT:
+// no plan to check, no executor to start, no SPI. That is most of what an
+// enqueue costs on top of a hand-made outbox table's INSERT.
+//
+// Returns false, having written nothing, when the table is not the one this
+// code was written for: columns changed, triggers, row-level security or
+// partitions. The caller then uses the planned INSERT, which handles all of
+// them. Not for ON CONFLICT: an idempotent enqueue uses the planned INSERT.
+bool insert_event_directly(const EventRow& row);
+
+}  // namespace outbox::pg
