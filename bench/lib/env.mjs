@@ -24,7 +24,7 @@ env.pgbin = process.env.PG_BINDIR ?? '/usr/lib/postgresql/15/bin';
 // these counts and by the deadlines derived from them.
 const scales = {
   quick: {
-    enqueueRounds: 3, enqueueSeconds: 5,
+    enqueueRounds: 7, enqueueSeconds: 2,
     drainEvents: 100_000, drainDeadlineS: 300,
     loadSeconds: 15, pruneDeadlineS: 150,
     claimPending: 100_000, claimSeconds: 3,
@@ -33,7 +33,7 @@ const scales = {
     wrkSeconds: 3, microMinTime: 0.2,
   },
   default: {
-    enqueueRounds: 5, enqueueSeconds: 10,
+    enqueueRounds: 15, enqueueSeconds: 3,
     drainEvents: 100_000, drainDeadlineS: 600,
     loadSeconds: 60, pruneDeadlineS: 300,
     claimPending: 1_000_000, claimSeconds: 5,
@@ -42,7 +42,7 @@ const scales = {
     wrkSeconds: 5, microMinTime: 0.5,
   },
   full: {
-    enqueueRounds: 5, enqueueSeconds: 20,
+    enqueueRounds: 21, enqueueSeconds: 4,
     drainEvents: 1_000_000, drainDeadlineS: 1800,
     loadSeconds: 60, pruneDeadlineS: 1500,
     claimPending: 1_000_000, claimSeconds: 10,
