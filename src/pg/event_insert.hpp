@@ -29,6 +29,8 @@ struct EventRow {
 // code was written for: columns changed, triggers, row-level security or
 // partitions. The caller then uses the planned INSERT, which handles all of
 // them. Not for ON CONFLICT: an idempotent enqueue uses the planned INSERT.
+// The defaults are the extension script's (identity, pg_current_xact_id(),
+// now()); a default changed by hand with ALTER COLUMN is not noticed.
 bool insert_event_directly(const EventRow& row);
 
 }  // namespace outbox::pg
