@@ -2,8 +2,9 @@
 //
 // Validates everything first, then writes the event as one row, so that bad
 // input never half-applies. The row is written without SQL where it can be
-// (event_insert.cpp); this file's planned INSERT is the fallback. After the caller's transaction commits,
-// a transaction callback (module.cpp) wakes the workers.
+// (event_insert.cpp); this file's planned INSERT is the fallback. After the
+// caller's transaction commits, a transaction callback (module.cpp) wakes
+// the workers.
 #include "pg/enqueue.hpp"
 
 #include "core/error.hpp"

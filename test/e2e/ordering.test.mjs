@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { startCluster, waitFor } from '../lib/cluster.mjs';
-import { prng } from '../lib/setup.mjs';
+import { prng, startWithReceiver } from '../lib/setup.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 
@@ -71,25 +71,20 @@ describe('per-key ordering', () => {
 // sees what an earlier one's lock waited for). A cluster whose default is
 // SERIALIZABLE must not change that: the worker sets its own isolation.
 describe('a cluster whose default isolation is serializable', () => {
-  let cluster;
-  let sink;
+  let env;
 
   before(async () => {
-    sink = await startSink({ secrets: [TEST_SECRET] });
-    cluster = await startCluster({
-      conf: {
-        'outbox.url': sink.url, 'outbox.secret': TEST_SECRET, 'outbox.workers': 2,
-        'outbox.batch_size': 5, default_transaction_isolation: 'serializable',
-      },
+    env = await startWithReceiver({
+      conf: { 'outbox.workers': 2, 'outbox.batch_size': 5, default_transaction_isolation: 'serializable' },
     });
-    await waitFor(async () => (await cluster.workerPids()).length === 2, { message: 'two workers' });
+    await waitFor(async () => (await env.cluster.workerPids()).length === 2, { message: 'two workers' });
   });
   after(async () => {
-    await cluster?.destroy();
-    await sink?.close();
+    await env?.destroy();
   });
 
   test('two workers deliver a burst without serialization failures', async () => {
+    const { cluster } = env;
     const events = 400;
     await cluster.query(
       `SELECT outbox.enqueue('burst', jsonb_build_object('i', i), key => 'k' || (i % 10))
