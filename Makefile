@@ -1,8 +1,19 @@
 # PGXS build of the extension: `make && make install` against the PostgreSQL
 # whose pg_config is first on PATH (or PG_CONFIG=...).
 EXTENSION = outbox
+EXTVERSION = 0.2.0
+PREVIOUS_VERSION = 0.1.0
 MODULE_big = outbox
-DATA = $(wildcard extension/outbox--*.sql)
+
+# The install script of the current version, and the upgrade script from the
+# previous release, are built from extension/src/ (see its README.md):
+# tables are made by the install script and changed by the hand-written
+# upgrade step; everything that can be replaced (functions, triggers, views,
+# grants) is written once and run by both. Released scripts are kept as they
+# shipped.
+SQL_REPLACEABLE = $(addprefix extension/src/, dispatch.sql delivery.sql endpoints.sql restore.sql views.sql grants.sql)
+DATA_built = extension/outbox--$(EXTVERSION).sql extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built), $(wildcard extension/outbox--*.sql))
 
 CORE_SRCS = $(wildcard src/core/*.cpp) $(wildcard src/http/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)
@@ -16,7 +27,7 @@ REGRESS = schema enqueue dispatch endpoints security gucs
 ISOLATION = claim
 
 PG_CONFIG ?= pg_config
-PG_CXXFLAGS = -std=c++20 -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+PG_CXXFLAGS = -std=c++20 -Isrc -DOUTBOX_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
 SHLIB_LINK = -lcurl -lfmt -lcrypto -lstdc++
 
 # No LLVM bitcode for JIT inlining: it would need clang to compile our C++20,
@@ -26,3 +37,12 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# One file after another, a blank line between them.
+extension/outbox--$(EXTVERSION).sql: extension/src/preamble.sql extension/src/tables.sql $(SQL_REPLACEABLE)
+	for f in $^; do cat $$f; echo; done > $@
+extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql: extension/src/upgrade/$(PREVIOUS_VERSION)--$(EXTVERSION).sql $(SQL_REPLACEABLE)
+	for f in $^; do cat $$f; echo; done > $@
+
+# The library's objects know its version (user agent, schema check).
+$(OBJS): Makefile

@@ -30,6 +30,17 @@ namespace outbox::pg {
 namespace {
 
 bool wake_on_commit = false;
+bool writing_event = false;
+
+// Marks the rows written while it lives as enqueue()'s own (see
+// enqueue_writing()); cleared on the way out, by an error too.
+class WritingEvent {
+public:
+    WritingEvent() { writing_event = true; }
+    ~WritingEvent() { writing_event = false; }
+    WritingEvent(const WritingEvent&) = delete;
+    WritingEvent& operator=(const WritingEvent&) = delete;
+};
 
 using core::InvalidInput;
 
@@ -118,6 +129,7 @@ Datum enqueue(FunctionCallInfo fcinfo) {
         memcpy(id->data, PG_GETARG_UUID_P(4)->data, UUID_LEN);
     }
 
+    WritingEvent writing;
     pg_call([&] {
         EventRow row{UUIDPGetDatum(id),       PointerGetDatum(topic),   PointerGetDatum(key), key_null,
                      PointerGetDatum(payload), PointerGetDatum(headers), headers_null};
@@ -129,6 +141,8 @@ Datum enqueue(FunctionCallInfo fcinfo) {
 }
 
 }  // namespace
+
+bool enqueue_writing() { return writing_event; }
 
 bool take_wake_on_commit() {
     bool wake = wake_on_commit;

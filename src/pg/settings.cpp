@@ -18,7 +18,7 @@ Settings load_settings() {
     if (guc_secret && guc_secret[0] != '\0') s.keys.push_back(core::SigningKey::parse(guc_secret));
     s.http.allowed_networks = core::NetworkList::parse(str(guc_allowed_networks));
     s.http.ca_file = str(guc_ca_file);
-    s.http.user_agent = "outbox/0.1.0";
+    s.http.user_agent = "outbox/" OUTBOX_VERSION;
     s.http.max_connections = guc_max_in_flight;
     s.retry.max_attempts = guc_max_attempts;
     s.retry.base = milliseconds(guc_retry_base_ms);

@@ -12,7 +12,15 @@ void begin_worker_transaction(const char* activity);
 void commit_worker_transaction();
 void abort_worker_transaction();
 
-// True when the outbox extension exists in this database (needs a transaction).
+// The outbox extension in this database, as the worker sees it (needs a
+// transaction): missing, installed at another version than this library's
+// (after a package upgrade, until ALTER EXTENSION outbox UPDATE), or ready.
+enum class ExtensionState { Missing, OtherVersion, Current };
+constexpr int kVersionLength = 64;
+// With OtherVersion, `version` (kVersionLength bytes, or nullptr) gets the installed version.
+ExtensionState extension_state(char* version);
+
+// True when the extension is installed at this library's version.
 bool extension_installed();
 
 // Runs `body` (C++ that calls PostgreSQL through pg_call) in one transaction.

@@ -398,7 +398,8 @@ private:
     void deliver_transaction() {
         std::vector<Ready> claimed;
         std::size_t handing_back = unsent_.size();
-        bool present = false;
+        ExtensionState extension = ExtensionState::Missing;
+        char installed_version[kVersionLength] = "";
         bool claimed_full = false;
         std::optional<int64> next_due_ms;
         int dispatch_limit = settings_.batch_size * 10;
@@ -411,8 +412,8 @@ private:
         // the next due time: look for work in the same transaction.
         if (flush) want_claim_ = true;
         in_transaction("outbox: record and claim", [&] {
-            present = pg_call([] { return extension_installed(); });
-            if (!present) return;
+            extension = pg_call([&] { return extension_state(installed_version); });
+            if (extension != ExtensionState::Current) return;
             if (flush) {
                 record(finished_);
                 for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
@@ -434,9 +435,10 @@ private:
         });
         claimed_pending_ = 0;  // started below, or dropped with the failed transaction
         pg_call([&] { MemoryContextReset(query_cxt_); });
-        if (!note_extension(present)) {
-            // Without the extension nothing we hold can be written back; look
-            // again at the next poll.
+        if (!note_extension(extension, installed_version)) {
+            // Without the extension (or with a schema this library does not
+            // know) nothing we hold can be written back; look again at the
+            // next poll.
             finished_.clear();
             gone_.clear();
             want_claim_ = false;
@@ -685,19 +687,33 @@ private:
                                          "giving back {} kB", freed / 1024));
     }
 
-    // Logs changes of "is the extension installed?" once each; returns it.
-    bool note_extension(bool present) {
-        if (present != extension_present_) {
-            if (present)
-                log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering", guc_database));
-            else
-                log_message(LOG,
-                            fmt::format("outbox: extension \"outbox\" is not installed in database \"{}\"; waiting",
-                                        guc_database),
-                            {}, "Run CREATE EXTENSION outbox in that database, or set outbox.database.");
-            extension_present_ = present;
+    // Logs changes of the extension's state once each; returns whether it
+    // can be delivered from. Between a package upgrade (a new library) and
+    // ALTER EXTENSION outbox UPDATE the worker waits: events are kept and
+    // enqueue() goes on working, and delivery resumes with the update.
+    bool note_extension(ExtensionState state, const char* installed_version) {
+        if (state != extension_state_) {
+            switch (state) {
+                case ExtensionState::Current:
+                    log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering", guc_database));
+                    break;
+                case ExtensionState::Missing:
+                    log_message(LOG,
+                                fmt::format("outbox: extension \"outbox\" is not installed in database \"{}\"; waiting",
+                                            guc_database),
+                                {}, "Run CREATE EXTENSION outbox in that database, or set outbox.database.");
+                    break;
+                case ExtensionState::OtherVersion:
+                    log_message(LOG,
+                                fmt::format("outbox: extension \"outbox\" in database \"{}\" is version {}, the "
+                                            "library is version {}; waiting for the extension to be updated",
+                                            guc_database, installed_version, OUTBOX_VERSION),
+                                {}, "Run ALTER EXTENSION outbox UPDATE in that database. Events are kept meanwhile.");
+                    break;
+            }
+            extension_state_ = state;
         }
-        return present;
+        return state == ExtensionState::Current;
     }
 
     long wait_timeout_ms() {
@@ -769,7 +785,7 @@ private:
     Clock::time_point error_until_{};
     std::uint64_t last_tag_ = 0;
     bool want_claim_ = true;
-    bool extension_present_ = true;
+    ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
     std::size_t claim_rotation_ = 0;

@@ -125,6 +125,12 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
       }, { timeout: 10000, message: `settings ${JSON.stringify(values)} to load` });
       await new Promise((resolve) => setTimeout(resolve, 50));
     },
+    // Runs a client program of this server (pg_dump, pg_restore, psql, ...)
+    // as the postgres user, connected to this cluster; returns its result
+    // ({ status, stdout, stderr }). Files it writes belong in cluster.dir.
+    run(program, args, options) {
+      return runAsPostgres(program, ['-h', dir, '-p', String(port), '-U', 'postgres', ...args], options);
+    },
     literal(value) {
       return pg.escapeLiteral(String(value));
     },

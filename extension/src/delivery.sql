@@ -1,0 +1,162 @@
+-- enqueue() validates, writes the event, and arranges for the workers to be
+-- woken at commit. SECURITY DEFINER: writers may enqueue
+-- without having any privilege on the tables.
+CREATE OR REPLACE FUNCTION outbox.enqueue(topic text, payload jsonb, key text DEFAULT NULL,
+                               headers jsonb DEFAULT NULL, event_id uuid DEFAULT NULL)
+RETURNS uuid
+LANGUAGE c VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_enqueue';
+
+COMMENT ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) IS
+    'Enqueue an event in the current transaction; returns its id (the webhook-id)';
+
+-- Claims up to max_rows due deliveries of one endpoint for sending: locks
+-- them (FOR UPDATE SKIP LOCKED, so concurrent claimers never get the same
+-- row), leases them for lease_ms (next_attempt_at moves forward, so they
+-- come back by themselves if the claimer dies) and counts the attempt. A
+-- keyed delivery is claimed only when no earlier delivery of the same key
+-- and endpoint is still pending. The worker calls this; so can an external
+-- relay that shares the table. The partial index deliveries_due serves the
+-- scan and deliveries_key_order the per-key test, so the cost does not grow
+-- with the backlog.
+CREATE OR REPLACE FUNCTION outbox.claim(endpoint_id integer, max_rows integer, lease_ms bigint)
+RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH due AS (
+        SELECT d.event_id, d.endpoint_id
+        FROM outbox.deliveries AS d
+        WHERE d.state = 'pending'
+          AND d.endpoint_id = claim.endpoint_id
+          AND d.next_attempt_at <= now()
+          AND (d.key IS NULL OR NOT EXISTS (
+                SELECT 1
+                FROM outbox.deliveries AS earlier
+                WHERE earlier.state = 'pending'
+                  AND earlier.endpoint_id = d.endpoint_id
+                  AND earlier.key = d.key
+                  AND earlier.seq < d.seq))
+          -- A restore loads deliveries before their events: leave them
+          -- until the events are there.
+          AND EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.id = d.event_id)
+        ORDER BY d.next_attempt_at, d.seq
+        LIMIT max_rows
+        FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE outbox.deliveries AS d
+        SET attempts = d.attempts + 1,
+            next_attempt_at = now() + lease_ms * interval '1 millisecond',
+            last_attempt_at = now()
+        FROM due
+        WHERE d.event_id = due.event_id
+          AND d.endpoint_id = due.endpoint_id
+        RETURNING d.event_id, d.attempts, d.seq
+    )
+    SELECT l.event_id, l.attempts, e.topic, e.payload::text,
+           (SELECT string_agg(h.key || ': ' || h.value, E'\n')
+            FROM jsonb_each_text(e.headers) AS h)
+    FROM leased AS l
+    JOIN outbox.events AS e ON e.id = l.event_id
+    ORDER BY l.seq;
+END
+$$;
+
+-- Writes the outcome of finished attempts (the worker's batch, as parallel
+-- arrays) and moves up the next delivery of each key whose head is now
+-- delivered or dead. A result whose attempt number no longer matches (the
+-- lease ran out and another claimer took the delivery) is ignored.
+CREATE OR REPLACE FUNCTION outbox.record(event_ids uuid[], endpoint_ids integer[], attempts integer[],
+                              states text[], retry_in_ms bigint[], statuses integer[],
+                              errors text[], durations_us bigint[], responses text[])
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done_endpoints integer[];
+    done_keys text[];
+    recorded integer;
+BEGIN
+    WITH r AS (
+        SELECT * FROM unnest(event_ids, endpoint_ids, attempts, states, retry_in_ms, statuses, errors,
+                             durations_us, responses)
+                      AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us, response)
+    ), updated AS (
+        UPDATE outbox.deliveries AS d
+        SET state = r.state,
+            next_attempt_at = CASE WHEN r.state = 'pending'
+                                   THEN now() + r.retry_in_ms * interval '1 millisecond'
+                                   ELSE d.next_attempt_at END,
+            last_status = NULLIF(r.status, 0),
+            last_error = r.error,
+            last_duration = r.duration_us * interval '1 microsecond',
+            last_response = r.response,
+            finished_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
+        FROM r
+        WHERE d.event_id = r.event_id
+          AND d.endpoint_id = r.endpoint_id
+          AND d.attempts = r.attempt
+          -- "Still pending", said without "state = 'pending'": that would
+          -- make the partial indexes usable here, and a plan that scans
+          -- deliveries_due for each result (chosen while the table was
+          -- small) costs O(backlog) per row. Only the primary key fits.
+          AND d.finished_at IS NULL
+        RETURNING d.endpoint_id, d.key, d.state
+    )
+    SELECT count(*)::integer,
+           array_agg(u.endpoint_id) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
+           array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending')
+    INTO recorded, done_endpoints, done_keys
+    FROM updated AS u;
+
+    -- The next pending delivery of each finished key may go now. (A new
+    -- statement, so it sees the rows just finished.)
+    UPDATE outbox.deliveries AS d
+    SET next_attempt_at = now()
+    FROM (SELECT DISTINCT f.endpoint_id, f.key FROM unnest(done_endpoints, done_keys) AS f(endpoint_id, key)) AS f,
+         LATERAL (SELECT n.event_id FROM outbox.deliveries AS n
+                  WHERE n.state = 'pending' AND n.endpoint_id = f.endpoint_id AND n.key = f.key
+                  ORDER BY n.seq LIMIT 1) AS nxt
+    WHERE d.event_id = nxt.event_id AND d.endpoint_id = f.endpoint_id
+      AND d.next_attempt_at = 'infinity';
+    RETURN recorded;
+END
+$$;
+
+-- Moves up parked deliveries that head their key. Recording normally does
+-- this; this sweep (run by the worker every few seconds) covers a head
+-- finished while its follower was being dispatched. A skip scan: one index
+-- descent per (endpoint, key), however long the backlog.
+CREATE OR REPLACE FUNCTION outbox.unpark_heads()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    moved integer;
+BEGIN
+    WITH RECURSIVE heads AS (
+        (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+         WHERE d.state = 'pending' AND d.key IS NOT NULL
+         ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1)
+        UNION ALL
+        SELECT n.endpoint_id, n.key, n.seq
+        FROM heads AS h,
+             LATERAL (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+                      WHERE d.state = 'pending' AND d.key IS NOT NULL
+                        AND (d.endpoint_id, d.key) > (h.endpoint_id, h.key)
+                      ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1) AS n
+    )
+    UPDATE outbox.deliveries AS d
+    SET next_attempt_at = now()
+    FROM heads AS h
+    WHERE d.endpoint_id = h.endpoint_id AND d.key = h.key AND d.seq = h.seq
+      AND d.state = 'pending' AND d.next_attempt_at = 'infinity';
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    RETURN moved;
+END
+$$;

@@ -1,0 +1,121 @@
+-- Whether a topic matches any of an endpoint's patterns: an exact topic, a
+-- prefix ending in '*' ('order.*'), or '*'.
+CREATE OR REPLACE FUNCTION outbox.topic_matches(patterns text[], topic text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_topic_matches';
+
+-- Creates the deliveries of up to max_events events that became visible
+-- since the last call: one for each enabled endpoint whose topic patterns
+-- match, the default endpoint (0) only when include_default (the worker
+-- passes whether outbox.url is set). Called by the worker; returns the number
+-- of events dispatched. With no endpoint to deliver to, events wait. An event is new when
+-- its transaction is visible now but was not in done_snapshot: it was in
+-- progress then (done_snapshot's xip list) or started after it (txid >= its
+-- xmax). Both are index lookups, so a long-running transaction does not make
+-- dispatch rescan old events.
+CREATE OR REPLACE FUNCTION outbox.dispatch(max_events integer, include_default boolean DEFAULT true)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    state     outbox.dispatch_state;
+    last_txid xid8;
+    last_seq  bigint;
+    from_txid xid8;
+    from_seq  bigint;
+    n         integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM outbox.endpoints AS ep
+                   WHERE ep.enabled AND (ep.id <> 0 OR include_default)) THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO state FROM outbox.dispatch_state FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;  -- another worker is dispatching
+    END IF;
+    IF state.restored_at IS NOT NULL THEN
+        -- Restored events that arrived before the dumped dispatch state
+        -- (see restore.sql). An index probe that finds nothing, mostly.
+        PERFORM outbox.place_restored_events();
+    END IF;
+    IF state.target_snapshot IS NULL THEN
+        state.target_snapshot := pg_current_snapshot();
+        state.cursor_txid := '0'::xid8;
+        state.cursor_seq := 0;
+    END IF;
+    -- Where the scan of new transactions starts: after the cursor, but not
+    -- before the done snapshot's xmax. One row comparison, so that the
+    -- B-tree starts there; with a separate "txid >= xmax" bound it would
+    -- start at xmax and filter its way to the cursor, O(backlog) per call.
+    from_txid := state.cursor_txid;
+    from_seq := state.cursor_seq;
+    IF state.done_snapshot IS NOT NULL
+       AND (from_txid, from_seq) < (pg_snapshot_xmax(state.done_snapshot), 0::bigint) THEN
+        from_txid := pg_snapshot_xmax(state.done_snapshot);
+        from_seq := 0;  -- seq starts at 1: "> (xmax, 0)" is "txid >= xmax"
+    END IF;
+
+    WITH candidates AS (
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic
+         FROM outbox.events AS e
+         WHERE state.done_snapshot IS NOT NULL
+           AND e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(state.done_snapshot)))
+           AND (e.txid, e.seq) > (state.cursor_txid, state.cursor_seq)
+           AND pg_visible_in_snapshot(e.txid, state.target_snapshot)
+         ORDER BY e.txid, e.seq
+         LIMIT max_events)
+        UNION ALL
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic
+         FROM outbox.events AS e
+         WHERE (e.txid, e.seq) > (from_txid, from_seq)
+           AND e.txid < pg_snapshot_xmax(state.target_snapshot)
+           AND pg_visible_in_snapshot(e.txid, state.target_snapshot)
+         ORDER BY e.txid, e.seq
+         LIMIT max_events)
+    ), batch AS (
+        SELECT * FROM candidates ORDER BY txid, seq LIMIT max_events
+    ), inserted AS (
+        -- A keyed delivery behind an earlier pending one of its key (in
+        -- this batch or already queued) is parked: next_attempt_at
+        -- 'infinity' keeps it out of the claim's scan until recording its
+        -- predecessor's outcome moves it up (outbox.record). Claims still
+        -- check the order themselves; parking only keeps them cheap.
+        INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key, next_attempt_at)
+        SELECT m.id, m.endpoint_id, m.seq, m.key,
+               CASE WHEN m.key IS NOT NULL
+                     AND (m.nth_of_key > 1
+                          OR EXISTS (SELECT 1 FROM outbox.deliveries AS p
+                                     WHERE p.state = 'pending' AND p.endpoint_id = m.endpoint_id
+                                       AND p.key = m.key AND p.seq < m.seq))
+                    THEN 'infinity'::timestamptz ELSE now() END
+        FROM (SELECT b.id, ep.id AS endpoint_id, b.seq, b.key,
+                     row_number() OVER (PARTITION BY ep.id, b.key ORDER BY b.seq) AS nth_of_key
+              FROM batch AS b
+              JOIN outbox.endpoints AS ep
+                ON ep.enabled
+               AND (ep.id <> 0 OR include_default)
+               AND outbox.topic_matches(ep.topics, b.topic)) AS m
+        ON CONFLICT DO NOTHING
+    )
+    SELECT count(*),
+           (array_agg(b.txid ORDER BY b.txid DESC, b.seq DESC))[1],
+           (array_agg(b.seq ORDER BY b.txid DESC, b.seq DESC))[1]
+    INTO n, last_txid, last_seq
+    FROM batch AS b;
+
+    IF n < max_events THEN
+        -- The pass is complete: everything visible in target is dispatched.
+        UPDATE outbox.dispatch_state
+        SET done_snapshot = state.target_snapshot, target_snapshot = NULL,
+            cursor_txid = NULL, cursor_seq = NULL;
+    ELSE
+        UPDATE outbox.dispatch_state
+        SET target_snapshot = state.target_snapshot,
+            cursor_txid = last_txid, cursor_seq = last_seq;
+    END IF;
+    RETURN n;
+END
+$$;

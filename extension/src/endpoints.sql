@@ -1,0 +1,265 @@
+-- Endpoint management. SECURITY DEFINER because they write secrets, which
+-- no role may read; EXECUTE is granted to outbox_admin only. Every function
+-- validates all its input before it writes anything.
+
+CREATE OR REPLACE FUNCTION outbox.check_endpoint(url text, topics text[], headers jsonb, secret text)
+RETURNS void
+LANGUAGE c
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_check_endpoint';
+
+CREATE OR REPLACE FUNCTION outbox.new_secret()
+RETURNS text
+LANGUAGE c VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_new_secret';
+
+-- The id of an endpoint by name, or a clear error.
+CREATE OR REPLACE FUNCTION outbox.endpoint_id(endpoint_name text, for_update boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_id integer;
+BEGIN
+    IF endpoint_name IS NULL THEN
+        RAISE EXCEPTION 'endpoint name must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF for_update THEN
+        SELECT ep.id INTO found_id FROM outbox.endpoints AS ep WHERE ep.name = endpoint_name FOR UPDATE;
+    ELSE
+        SELECT ep.id INTO found_id FROM outbox.endpoints AS ep WHERE ep.name = endpoint_name;
+    END IF;
+    IF found_id IS NULL THEN
+        RAISE EXCEPTION 'endpoint "%" does not exist', endpoint_name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'SELECT name FROM outbox.endpoint_status lists the endpoints.';
+    END IF;
+    RETURN found_id;
+END
+$$;
+
+-- Raised for changes that make no sense for the default endpoint, whose URL
+-- and secret live in postgresql.conf.
+CREATE OR REPLACE FUNCTION outbox.refuse_default(endpoint_id integer, what text, hint text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF endpoint_id = 0 THEN
+        RAISE EXCEPTION 'cannot % the default endpoint', what
+            USING ERRCODE = 'feature_not_supported', HINT = hint;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
+                                       secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
+                                       timeout interval DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id integer;
+    signing_secret text;
+BEGIN
+    IF create_endpoint.name IS NULL OR create_endpoint.url IS NULL OR create_endpoint.topics IS NULL THEN
+        RAISE EXCEPTION 'name, url and topics must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF create_endpoint.name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid endpoint name "%"', left(create_endpoint.name, 64)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An endpoint name is 1 to 63 letters, digits, ''.'', ''_'' or ''-'', starting with a letter or digit.';
+    END IF;
+    IF create_endpoint.timeout <= interval '0' THEN
+        RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(create_endpoint.url, create_endpoint.topics, create_endpoint.headers,
+                                  create_endpoint.secret);
+    IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint.name) THEN
+        RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint.name
+            USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
+    END IF;
+    signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
+    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout)
+    VALUES (create_endpoint.name, create_endpoint.url, create_endpoint.topics,
+            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout)
+    RETURNING id INTO new_id;
+    INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
+    RETURN signing_secret;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
+                                      headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(alter_endpoint.name, true);
+BEGIN
+    PERFORM outbox.refuse_default(target, 'alter',
+        'The default endpoint is configured by outbox.url in postgresql.conf.');
+    IF alter_endpoint.timeout <= interval '0' THEN
+        RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
+    UPDATE outbox.endpoints AS ep
+    SET url = COALESCE(alter_endpoint.url, ep.url),
+        topics = COALESCE(alter_endpoint.topics, ep.topics),
+        headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
+                       ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
+        timeout = COALESCE(alter_endpoint.timeout, ep.timeout),
+        updated_at = now()
+    WHERE ep.id = target;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.rotate_secret(name text, new_secret text DEFAULT NULL,
+                                     grace interval DEFAULT '24 hours')
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(rotate_secret.name, true);
+    signing_secret text;
+BEGIN
+    PERFORM outbox.refuse_default(target, 'rotate the secret of',
+        'The default endpoint signs with outbox.secret in postgresql.conf.');
+    IF rotate_secret.grace IS NULL OR rotate_secret.grace < interval '0' THEN
+        RAISE EXCEPTION 'grace must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM outbox.check_endpoint(NULL, NULL, NULL, rotate_secret.new_secret);
+    signing_secret := COALESCE(rotate_secret.new_secret, outbox.new_secret());
+    -- Old secrets stay valid for the grace period (never longer than they
+    -- already would), then they are gone.
+    UPDATE outbox.endpoint_secrets AS s
+    SET expires_at = now() + rotate_secret.grace
+    WHERE s.endpoint_id = target AND (s.expires_at IS NULL OR s.expires_at > now() + rotate_secret.grace);
+    DELETE FROM outbox.endpoint_secrets AS s WHERE s.endpoint_id = target AND s.expires_at <= now();
+    INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (target, signing_secret);
+    UPDATE outbox.endpoints AS ep SET updated_at = now() WHERE ep.id = target;
+    RETURN signing_secret;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.disable_endpoint(name text, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(disable_endpoint.name, true);
+BEGIN
+    UPDATE outbox.endpoints AS ep
+    SET enabled = false,
+        disabled_reason = COALESCE(disable_endpoint.reason, format('disabled by %s', session_user)),
+        disabled_at = now(), updated_at = now()
+    WHERE ep.id = target;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.enable_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(enable_endpoint.name, true);
+BEGIN
+    UPDATE outbox.endpoints AS ep
+    SET enabled = true, disabled_reason = NULL, disabled_at = NULL, updated_at = now()
+    WHERE ep.id = target;
+    -- What waited for the endpoint is due at once.
+    UPDATE outbox.deliveries AS d SET next_attempt_at = now()
+    WHERE d.endpoint_id = target AND d.state = 'pending' AND d.next_attempt_at > now()
+      AND d.next_attempt_at < 'infinity';
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.drop_endpoint(name text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(drop_endpoint.name, true);
+    touched uuid[];
+BEGIN
+    PERFORM outbox.refuse_default(target, 'drop',
+        'Disable it with outbox.disable_endpoint(''default'') or leave outbox.url empty.');
+    -- Its deliveries go with it; so do events that were only for it.
+    WITH gone AS (
+        DELETE FROM outbox.deliveries AS d WHERE d.endpoint_id = target RETURNING d.event_id
+    )
+    SELECT array_agg(gone.event_id) INTO touched FROM gone;
+    DELETE FROM outbox.events AS e
+    WHERE e.id = ANY (touched)
+      AND NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = e.id);
+    DELETE FROM outbox.endpoints AS ep WHERE ep.id = target;
+END
+$$;
+
+-- Deliver an event again: to the named endpoint, or to every enabled
+-- endpoint its topic matches. Returns the number of deliveries queued.
+CREATE OR REPLACE FUNCTION outbox.replay(event_id uuid, endpoint text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ev outbox.events;
+    target integer;
+    queued integer;
+BEGIN
+    -- The lock keeps pruning from deleting the event while this adds a
+    -- delivery to it (see the worker's prune.cpp).
+    SELECT * INTO ev FROM outbox.events AS e WHERE e.id = replay.event_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'event % does not exist', replay.event_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Delivered events are pruned after outbox.retention.';
+    END IF;
+    IF replay.endpoint IS NOT NULL THEN
+        target := outbox.endpoint_id(replay.endpoint);
+    END IF;
+    INSERT INTO outbox.deliveries AS d (event_id, endpoint_id, seq, key)
+    SELECT ev.id, ep.id, ev.seq, ev.key
+    FROM outbox.endpoints AS ep
+    WHERE (target IS NOT NULL AND ep.id = target)
+       OR (target IS NULL AND ep.enabled AND outbox.topic_matches(ep.topics, ev.topic)
+           AND (ep.id <> 0 OR current_setting('outbox.url') <> ''))
+    ON CONFLICT ON CONSTRAINT deliveries_pkey DO UPDATE
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+    RETURN queued;
+END
+$$;
+
+-- Queue an endpoint's dead deliveries again (those that died since `since`,
+-- or all). Returns how many.
+CREATE OR REPLACE FUNCTION outbox.redrive(endpoint text, since timestamptz DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target integer := outbox.endpoint_id(redrive.endpoint);
+    queued integer;
+BEGIN
+    UPDATE outbox.deliveries AS d
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+    WHERE d.endpoint_id = target AND d.state = 'dead'
+      AND (redrive.since IS NULL OR d.finished_at >= redrive.since);
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    PERFORM pg_notify(current_setting('outbox.channel'), '');
+    RETURN queued;
+END
+$$;

@@ -1,0 +1,19 @@
+-- Nothing is reachable by PUBLIC; writers enqueue; admins manage endpoints,
+-- read delivery history and replay. Secrets are readable by no role.
+REVOKE ALL ON SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA outbox FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outbox FROM PUBLIC;
+GRANT USAGE ON SCHEMA outbox TO outbox_writer, outbox_admin;
+GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) TO outbox_writer, outbox_admin;
+GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpoint_status TO outbox_admin;
+GRANT EXECUTE ON FUNCTION
+    outbox.create_endpoint(text, text, text[], text, jsonb, interval),
+    outbox.alter_endpoint(text, text, text[], jsonb, interval),
+    outbox.rotate_secret(text, text, interval),
+    outbox.disable_endpoint(text, text),
+    outbox.enable_endpoint(text),
+    outbox.drop_endpoint(text),
+    outbox.replay(uuid, text),
+    outbox.redrive(text, timestamptz)
+TO outbox_admin;
