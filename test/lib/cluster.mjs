@@ -1,7 +1,8 @@
 // A throwaway PostgreSQL cluster with the extension preloaded, for
 // end-to-end tests: initdb in a temporary directory, a Unix socket there,
-// the real server, the real worker. PostgreSQL refuses to run as root, so as
-// root the server runs as the postgres user.
+// the real server, the real worker; and streaming standbys of such a
+// cluster. PostgreSQL refuses to run as root, so as root the server runs as
+// the postgres user.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,15 +48,27 @@ export async function waitFor(condition, { timeout = 30000, interval = 50, messa
   }
 }
 
-export async function startCluster({ conf = {}, preload = true, database = 'outbox_test', createExtension = true,
-                                     createDatabase = true } = {}) {
+// Appends settings to a data directory's postgresql.conf; later lines win.
+function appendSettings(data, settings, heading) {
+  const lines = Object.entries(settings).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => confLine(k, v));
+  fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# ${heading}\n${lines.join('\n')}\n`);
+}
+
+// A temporary directory the server may use: its socket and log go there,
+// its data directory is `data` inside it.
+function makeClusterDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-e2e-'));
   if (asRoot) execFileSync('chown', ['postgres:', dir]);
+  return dir;
+}
+
+export async function startCluster({ conf = {}, preload = true, database = 'outbox_test', createExtension = true,
+                                     createDatabase = true } = {}) {
+  const dir = makeClusterDir();
   const data = path.join(dir, 'data');
-  const logFile = path.join(dir, 'server.log');
   const port = nextPort++;
   runAsPostgres('initdb', ['-D', data, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres']);
-  const settings = {
+  appendSettings(data, {
     listen_addresses: '',
     unix_socket_directories: dir,
     port,
@@ -70,10 +83,35 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     'outbox.workers': 1,
     ...(preload ? { shared_preload_libraries: 'outbox' } : {}),
     ...conf,
-  };
-  const lines = Object.entries(settings).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => confLine(k, v));
-  fs.appendFileSync(path.join(data, 'postgresql.conf'), `\n# end-to-end test settings\n${lines.join('\n')}\n`);
+  }, 'end-to-end test settings');
 
+  const cluster = clusterHandle({ dir, port, database });
+  await cluster.start();
+  if (createDatabase && database !== 'postgres') await cluster.query(`CREATE DATABASE ${database}`, [], 'postgres');
+  if (createDatabase && createExtension) await cluster.query('CREATE EXTENSION outbox');
+  return cluster;
+}
+
+// A streaming hot standby of `primary`: pg_basebackup -R over the primary's
+// Unix socket into a new directory, with its own port and socket, started.
+// It has the primary's settings (postgresql.conf and postgresql.auto.conf
+// as they are now), then `conf`. The handle is a cluster's, with promote().
+export async function startStandby(primary, { conf = {} } = {}) {
+  const dir = makeClusterDir();
+  const data = path.join(dir, 'data');
+  const port = nextPort++;
+  runAsPostgres('pg_basebackup', ['-h', primary.dir, '-p', String(primary.port), '-U', 'postgres', '-D', data,
+                                  '-R', '--checkpoint=fast', '--no-sync']);
+  appendSettings(data, { unix_socket_directories: dir, port, ...conf }, 'standby settings');
+  const standby = clusterHandle({ dir, port, database: primary.database });
+  await standby.start();
+  return standby;
+}
+
+// The handle of a cluster in `dir` (data directory, socket and log there).
+function clusterHandle({ dir, port, database }) {
+  const data = path.join(dir, 'data');
+  const logFile = path.join(dir, 'server.log');
   const connection = (db) => ({ host: dir, port, user: 'postgres', database: db });
   const cluster = {
     dir,
@@ -88,6 +126,10 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     },
     async restart({ mode = 'fast' } = {}) {
       runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart']);
+    },
+    // Ends recovery of a standby; returns once it accepts writes.
+    async promote() {
+      runAsPostgres('pg_ctl', ['-D', data, '-w', '-t', '60', 'promote']);
     },
     async query(sql, params = [], db = database) {
       const client = new pg.Client(connection(db));
@@ -166,8 +208,5 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     },
   };
 
-  await cluster.start();
-  if (createDatabase && database !== 'postgres') await cluster.query(`CREATE DATABASE ${database}`, [], 'postgres');
-  if (createDatabase && createExtension) await cluster.query('CREATE EXTENSION outbox');
   return cluster;
 }
