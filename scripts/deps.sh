@@ -18,7 +18,10 @@ ensure_deps() {
         echo "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # All of them, not only the missing ones: the server headers must be
+        # of the installed server's minor version (an extension built with
+        # newer headers may not load), so the server comes up to date too.
+        apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
     fi
     if ! command -v node >/dev/null; then
         echo "node (20 or later) is required" >&2
