@@ -61,7 +61,9 @@ void _PG_init(void) {
     using namespace outbox::pg;
     define_gucs();
     RegisterXactCallback(on_transaction_end, nullptr);
-    if (process_shared_preload_libraries_in_progress) {
+    // pg_upgrade runs both servers in binary-upgrade mode while it copies the
+    // schema and the files: nothing may be delivered or written then.
+    if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {
         install_shmem_hooks();
         register_launcher();
     }

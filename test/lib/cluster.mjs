@@ -9,13 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 
-const bindir = execFileSync('pg_config', ['--bindir']).toString().trim();
+// The server under test: the one whose pg_config is first on PATH. A
+// cluster may be made with another one's programs (`bindir`), e.g. the
+// older server of a pg_upgrade test.
+const defaultBindir = execFileSync('pg_config', ['--bindir']).toString().trim();
 const asRoot = process.getuid() === 0;
 
-function runAsPostgres(program, args, { check = true } = {}) {
+function runAsPostgres(program, args, { check = true, bindir = defaultBindir, cwd } = {}) {
   const cmd = asRoot ? 'runuser' : path.join(bindir, program);
   const argv = asRoot ? ['-u', 'postgres', '--', path.join(bindir, program), ...args] : args;
-  const result = spawnSync(cmd, argv, { encoding: 'utf8' });
+  const result = spawnSync(cmd, argv, { encoding: 'utf8', cwd });
   if (check && result.status !== 0) {
     throw new Error(`${program} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}`);
   }
@@ -62,13 +65,18 @@ function makeClusterDir() {
   return dir;
 }
 
+function initdb(data, bindir) {
+  runAsPostgres('initdb', ['-D', data, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres'],
+    { bindir });
+}
+
 export async function startCluster({ conf = {}, preload = true, database = 'outbox_test', createExtension = true,
-                                     createDatabase = true } = {}) {
+                                     createDatabase = true, bindir = defaultBindir } = {}) {
   const dir = makeClusterDir();
   const data = path.join(dir, 'data');
   const port = nextPort++;
-  runAsPostgres('initdb', ['-D', data, '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C', '-U', 'postgres']);
-  appendSettings(data, {
+  initdb(data, bindir);
+  const settings = {
     listen_addresses: '',
     unix_socket_directories: dir,
     port,
@@ -83,9 +91,10 @@ export async function startCluster({ conf = {}, preload = true, database = 'outb
     'outbox.workers': 1,
     ...(preload ? { shared_preload_libraries: 'outbox' } : {}),
     ...conf,
-  }, 'end-to-end test settings');
+  };
+  appendSettings(data, settings, 'end-to-end test settings');
 
-  const cluster = clusterHandle({ dir, port, database });
+  const cluster = clusterHandle({ dir, port, database, bindir, settings });
   await cluster.start();
   if (createDatabase && database !== 'postgres') await cluster.query(`CREATE DATABASE ${database}`, [], 'postgres');
   if (createDatabase && createExtension) await cluster.query('CREATE EXTENSION outbox');
@@ -108,8 +117,28 @@ export async function startStandby(primary, { conf = {} } = {}) {
   return standby;
 }
 
-// The handle of a cluster in `dir` (data directory, socket and log there).
-function clusterHandle({ dir, port, database }) {
+// Upgrades the stopped cluster `old` with pg_upgrade to the server whose
+// programs are in `bindir` (by default the one under test), into a new
+// directory with the same settings, then `conf`. Returns the new cluster's
+// handle, not started; `old` is left as pg_upgrade leaves it.
+export async function pgUpgrade(old, { bindir = defaultBindir, conf = {} } = {}) {
+  const dir = makeClusterDir();
+  const data = path.join(dir, 'data');
+  const port = nextPort++;
+  initdb(data, bindir);
+  const settings = { ...old.settings, unix_socket_directories: dir, port, ...conf };
+  appendSettings(data, settings, 'end-to-end test settings');
+  // pg_upgrade writes its logs under the current directory and the new
+  // data directory; its temporary servers listen on a socket in `dir`.
+  runAsPostgres('pg_upgrade', ['-b', old.bindir, '-B', bindir, '-d', path.join(old.dir, 'data'), '-D', data,
+                               '-p', String(old.port), '-P', String(port), '-s', dir, '--no-sync'],
+  { bindir, cwd: dir });
+  return clusterHandle({ dir, port, database: old.database, bindir, settings });
+}
+
+// The handle of a cluster in `dir` (data directory, socket and log there),
+// run with the programs in `bindir`.
+function clusterHandle({ dir, port, database, bindir = defaultBindir, settings = {} }) {
   const data = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');
   const connection = (db) => ({ host: dir, port, user: 'postgres', database: db });
@@ -118,18 +147,20 @@ function clusterHandle({ dir, port, database }) {
     port,
     database,
     logFile,
+    bindir,
+    settings,
     async start() {
-      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start']);
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { bindir });
     },
     async stop({ mode = 'fast' } = {}) {
-      runAsPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop'], { check: false });
+      runAsPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop'], { check: false, bindir });
     },
     async restart({ mode = 'fast' } = {}) {
-      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart']);
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart'], { bindir });
     },
     // Ends recovery of a standby; returns once it accepts writes.
     async promote() {
-      runAsPostgres('pg_ctl', ['-D', data, '-w', '-t', '60', 'promote']);
+      runAsPostgres('pg_ctl', ['-D', data, '-w', '-t', '60', 'promote'], { bindir });
     },
     async query(sql, params = [], db = database) {
       const client = new pg.Client(connection(db));
@@ -171,7 +202,7 @@ function clusterHandle({ dir, port, database }) {
     // as the postgres user, connected to this cluster; returns its result
     // ({ status, stdout, stderr }). Files it writes belong in cluster.dir.
     run(program, args, options) {
-      return runAsPostgres(program, ['-h', dir, '-p', String(port), '-U', 'postgres', ...args], options);
+      return runAsPostgres(program, ['-h', dir, '-p', String(port), '-U', 'postgres', ...args], { bindir, ...options });
     },
     literal(value) {
       return pg.escapeLiteral(String(value));
