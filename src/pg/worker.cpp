@@ -10,6 +10,7 @@
 #include "core/outcome.hpp"
 #include "core/text.hpp"
 #include "http/client.hpp"
+#include "pg/compat.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/prune.hpp"
@@ -138,7 +139,7 @@ public:
             return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
         });
         wait_set_ = pg_call([&] {
-            WaitEventSet* set = CreateWaitEventSet(TopMemoryContext, 3);
+            WaitEventSet* set = compat::create_process_wait_event_set(3);
             AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
             AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
             AddWaitEventToSet(set, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
