@@ -15,6 +15,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/wait_event.h"
 }
 
 namespace outbox::pg::compat {
@@ -52,6 +53,17 @@ inline WaitEventSet* create_process_wait_event_set(int nevents) {
     return CreateWaitEventSet(nullptr, nevents);
 #else
     return CreateWaitEventSet(TopMemoryContext, nevents);
+#endif
+}
+
+// A custom wait event, shown by name in pg_stat_activity.wait_event (17+);
+// before 17 every extension wait shows as "Extension". May ereport(ERROR).
+inline uint32 new_wait_event(const char* name) {
+#if PG_VERSION_NUM >= 170000
+    return WaitEventExtensionNew(name);
+#else
+    (void)name;
+    return PG_WAIT_EXTENSION;
 #endif
 }
 

@@ -19,6 +19,7 @@
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
 #include "pg/transaction.hpp"
+#include "pg/wait_events.hpp"
 
 extern "C" {
 #include "commands/async.h"
@@ -716,7 +717,8 @@ private:
         long timeout = wait_timeout_ms();
         WaitEvent events[3];
         int n = pg_call([&] {
-            return WaitEventSetWait(wait_set_, timeout, events, 3, PG_WAIT_EXTENSION);
+            return WaitEventSetWait(wait_set_, timeout, events, 3,
+                                    in_flight_.empty() ? wait_event_worker_idle() : wait_event_worker_http());
         });
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {
