@@ -16,13 +16,16 @@
 pg18_ensure() (
     set -euo pipefail
     local cache=${OUTBOX_PG_CACHE:-/var/cache/outbox/postgresql-18}
-    [ -x "$cache/bin/pg_config" ] && { echo "$cache/bin/pg_config"; return 0; }
+    # Bumped when what is built changes, so that an older build is replaced.
+    local recipe="2: amcheck auto_explain pg_regress pg_isolation_regress"
+    ready() { [ "$(cat "$cache/.outbox-recipe" 2>/dev/null)" = "$recipe" ]; }
+    ready && { echo "$cache/bin/pg_config"; return 0; }
     [ "$(id -u)" = 0 ] || { echo "pg18.sh: building PostgreSQL 18 needs root" >&2; return 1; }
     local start=$SECONDS parent
     parent=$(dirname "$cache")
     mkdir -p "$parent"
     exec 9>"$cache.lock"; flock 9     # one build at a time
-    [ -x "$cache/bin/pg_config" ] && { echo "$cache/bin/pg_config"; return 0; }
+    ready && { echo "$cache/bin/pg_config"; return 0; }
 
     {
         export DEBIAN_FRONTEND=noninteractive
@@ -55,19 +58,21 @@ pg18_ensure() (
         ./configure --prefix="$cache" --without-readline --without-icu --without-llvm >/dev/null
         make -s -j"$(nproc)" >/dev/null
         # The server and client programs (pg_dump, pg_upgrade, pg_basebackup
-        # live in src/bin), plus what the tests use: amcheck, pg_regress and
-        # pg_isolation_regress (into the PGXS directory, where test/regress.sh
-        # looks for them).
-        make -s -j"$(nproc)" -C contrib/amcheck >/dev/null
-        make -s -j"$(nproc)" -C src/test/isolation >/dev/null
-        local stage="$work/stage" d
-        for d in . contrib/amcheck src/test/regress src/test/isolation; do
+        # live in src/bin), plus what the tests use: amcheck (regress),
+        # auto_explain (e2e), pg_regress and pg_isolation_regress (into the
+        # PGXS directory, where test/regress.sh looks for them).
+        local extras=(contrib/amcheck contrib/auto_explain src/test/regress src/test/isolation) d
+        for d in "${extras[@]}"; do make -s -j"$(nproc)" -C "$d" >/dev/null; done
+        local stage="$work/stage"
+        for d in . "${extras[@]}"; do
             make -s -C "$d" install DESTDIR="$stage" >/dev/null
         done
         for p in postgres pg_ctl initdb psql pg_dump pg_upgrade pg_basebackup; do
             [ -x "$stage$cache/bin/$p" ] || { echo "pg18.sh: $p missing from the build" >&2; exit 1; }
         done
+        echo "$recipe" >"$stage$cache/.outbox-recipe"
         chmod -R a+rX "$stage$cache"
+        [ ! -e "$cache" ] || mv "$cache" "$work/previous"  # an older recipe's build
         mv "$stage$cache" "$cache"
         echo "pg18.sh: PostgreSQL 18 built in $((SECONDS - start)) s" >&2
     } 1>&2
