@@ -35,10 +35,19 @@ ensure_deps() {
     fi
 }
 
-# Builds the extension and installs it into the PostgreSQL found by pg_config.
+# Builds the extension and installs it into the PostgreSQL of $PG_CONFIG
+# (default: the pg_config on PATH). Object files built for another server
+# are cleaned first: build/pg_config.stamp records which one they are for.
 build_and_install() {
-    local root
+    local root pg_config server stamp
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-    make -C "$root" -j"$(nproc)" -s
-    make -C "$root" -s install >/dev/null
+    pg_config=$(command -v "${PG_CONFIG:-pg_config}") || return 1
+    server="$pg_config $("$pg_config" --version)"
+    stamp="$root/build/pg_config.stamp"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$server" ]; then
+        make -C "$root" -s clean PG_CONFIG="$pg_config"
+        mkdir -p "$root/build" && echo "$server" >"$stamp"
+    fi
+    make -C "$root" -j"$(nproc)" -s PG_CONFIG="$pg_config"
+    make -C "$root" -s install PG_CONFIG="$pg_config" >/dev/null
 }

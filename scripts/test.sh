@@ -3,12 +3,36 @@
 # (pg_regress on a temporary instance) and end-to-end delivery (node:test,
 # real clusters, the real worker, real HTTP receivers on loopback).
 # Installs what is missing first. Ends with one line "N passed, N failed".
+#
+#   bash scripts/test.sh                    the server whose pg_config is on PATH
+#   bash scripts/test.sh --pg 18            PostgreSQL 18, built once by scripts/pg18.sh
+#   bash scripts/test.sh --pg 15            Debian's postgresql-15 (/usr/lib/postgresql/15)
+#   bash scripts/test.sh --pg-config PATH   the server of that pg_config
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+pg=
+pg_config=pg_config
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --pg) pg=${2:?--pg needs a major version}; shift 2 ;;
+        --pg-config) pg_config=${2:?--pg-config needs a path}; shift 2 ;;
+        *) echo "usage: $0 [--pg MAJOR | --pg-config PATH]" >&2; exit 2 ;;
+    esac
+done
 source scripts/deps.sh
 ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl || exit 1
-export PATH="$(pg_config --bindir):$PATH"
+case "$pg" in
+    '') ;;
+    18) pg_config=$(bash scripts/pg18.sh) || { echo "could not build PostgreSQL 18"; exit 1; } ;;
+    *) pg_config=/usr/lib/postgresql/$pg/bin/pg_config ;;
+esac
+pg_config=$(command -v "$pg_config") || { echo "no pg_config: $pg_config" >&2; exit 1; }
+# Everything below uses this server: the build (PG_CONFIG), test/regress.sh
+# (PG_CONFIG) and the end-to-end clusters (pg_config first on PATH).
+export PG_CONFIG=$pg_config
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+echo "testing against $("$PG_CONFIG" --version) ($PG_CONFIG)"
 
 build_and_install || { echo "build failed"; exit 1; }
 

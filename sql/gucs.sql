@@ -20,7 +20,11 @@ ALTER SYSTEM SET outbox.secret = 'whsec_***';
 ALTER SYSTEM SET outbox.allowed_networks = '127.0.0.1/33';
 ALTER SYSTEM SET outbox.allowed_networks = 'localhost';
 ALTER SYSTEM SET outbox.batch_size = 0;
+-- (PostgreSQL words its range message differently from version to version,
+-- 18 adds the units: the SQLSTATE is what is checked.)
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET outbox.request_timeout = '-1s';
+\set VERBOSITY default
 ALTER SYSTEM SET outbox.poll_interval = 'soon';
 ALTER SYSTEM SET outbox.channel = '';
 ALTER SYSTEM SET outbox.paused = 'perhaps';
@@ -34,9 +38,13 @@ SET outbox.workers = 4;
 -- The secret is for superusers only.
 CREATE ROLE regress_outbox_user LOGIN;
 SET ROLE regress_outbox_user;
+-- (PostgreSQL's wording of the refusal changed after 15: 42501 is
+-- insufficient_privilege.)
+\set VERBOSITY sqlstate
 SHOW outbox.secret;
 SELECT count(*) AS visible_secret_rows FROM pg_settings WHERE name = 'outbox.secret';
 SELECT current_setting('outbox.secret');
+\set VERBOSITY default
 
 -- Users may lower max_payload_size for their session, not raise it.
 SET outbox.max_payload_size = '1kB';

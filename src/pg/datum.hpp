@@ -1,9 +1,7 @@
 // Views of PostgreSQL values for C++ code (no copies; valid while the value is).
 #pragma once
 
-extern "C" {
-#include "postgres.h"
-}
+#include "pg/compat.hpp"  // VARDATA_ANY
 
 #include <string_view>
 

@@ -10,6 +10,8 @@
 // autovacuum.
 #include "pg/event_insert.hpp"
 
+#include "pg/compat.hpp"
+
 extern "C" {
 #include "access/table.h"
 #include "access/transam.h"
@@ -92,7 +94,7 @@ void insert_row(Relation rel, Datum* values, bool* nulls) {
     rte->relid = RelationGetRelid(rel);
     rte->relkind = rel->rd_rel->relkind;
     rte->rellockmode = RowExclusiveLock;
-    ExecInitRangeTable(estate, list_make1(rte));
+    compat::init_range_table(estate, rte);
     ResultRelInfo* result = makeNode(ResultRelInfo);
     InitResultRelInfo(result, rel, 1, nullptr, 0);
     result->ri_TrigDesc = nullptr;  // only the restore trigger (shaped_as_created)
@@ -132,7 +134,7 @@ bool insert_event_directly(const EventRow& row) {
     if (known.relid != relid) {
         known = Known{};
         known.direct = shaped_as_created(rel);
-        if (known.direct) known.seq = getIdentitySequence(relid, kSeqAttnum, false);
+        if (known.direct) known.seq = compat::identity_sequence(rel, kSeqAttnum);
         known.relid = relid;
     }
     if (!known.direct) {

@@ -9,6 +9,7 @@
 
 #include "pg/gucs.hpp"
 #include "pg/shmem.hpp"
+#include "pg/wait_events.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -174,7 +175,7 @@ extern "C" PGDLLEXPORT void outbox_launcher_main(Datum) {
             }
             wait_ms = supervise_workers();
         }
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, wait_event_launcher_main());
         ResetLatch(MyLatch);
     }
     proc_exit(0);

@@ -10,6 +10,7 @@
 #include "core/outcome.hpp"
 #include "core/text.hpp"
 #include "http/client.hpp"
+#include "pg/compat.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/prune.hpp"
@@ -18,6 +19,7 @@
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
 #include "pg/transaction.hpp"
+#include "pg/wait_events.hpp"
 
 extern "C" {
 #include "commands/async.h"
@@ -138,7 +140,7 @@ public:
             return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
         });
         wait_set_ = pg_call([&] {
-            WaitEventSet* set = CreateWaitEventSet(TopMemoryContext, 3);
+            WaitEventSet* set = compat::create_process_wait_event_set(3);
             AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
             AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
             AddWaitEventToSet(set, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
@@ -731,7 +733,8 @@ private:
         long timeout = wait_timeout_ms();
         WaitEvent events[3];
         int n = pg_call([&] {
-            return WaitEventSetWait(wait_set_, timeout, events, 3, PG_WAIT_EXTENSION);
+            return WaitEventSetWait(wait_set_, timeout, events, 3,
+                                    in_flight_.empty() ? wait_event_worker_idle() : wait_event_worker_http());
         });
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {

@@ -5,10 +5,16 @@ import { startSink, TEST_SECRET } from './sink.mjs';
 
 export async function startWithReceiver({ conf = {}, respond, ...options } = {}) {
   const sink = await startSink({ secrets: [TEST_SECRET], respond });
-  const cluster = await startCluster({
-    ...options,
-    conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET, ...conf },
-  });
+  let cluster;
+  try {
+    cluster = await startCluster({
+      ...options,
+      conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET, ...conf },
+    });
+  } catch (err) {
+    await sink.close();  // a listening receiver would keep the test process alive
+    throw err;
+  }
   return {
     cluster,
     sink,
