@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 source scripts/deps.sh
-ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl || exit 1
+ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl prometheus-postgres-exporter || exit 1
 case "$pg" in
     '') ;;
     18) pg_config=$(bash scripts/pg18.sh) || { echo "could not build PostgreSQL 18"; exit 1; } ;;

@@ -21,7 +21,8 @@ COMMENT ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) IS
 -- scan and deliveries_key_order the per-key test, so the cost does not grow
 -- with the backlog.
 CREATE OR REPLACE FUNCTION outbox.claim(endpoint_id integer, max_rows integer, lease_ms bigint)
-RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text)
+RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text,
+               created_at timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -54,11 +55,12 @@ BEGIN
         FROM due
         WHERE d.event_id = due.event_id
           AND d.endpoint_id = due.endpoint_id
-        RETURNING d.event_id, d.attempts, d.seq
+        RETURNING d.event_id, d.attempts, d.seq, d.created_at
     )
     SELECT l.event_id, l.attempts, e.topic, e.payload::text,
            (SELECT string_agg(h.key || ': ' || h.value, E'\n')
-            FROM jsonb_each_text(e.headers) AS h)
+            FROM jsonb_each_text(e.headers) AS h),
+           l.created_at
     FROM leased AS l
     JOIN outbox.events AS e ON e.id = l.event_id
     ORDER BY l.seq;
@@ -68,23 +70,31 @@ $$;
 -- Writes the outcome of finished attempts (the worker's batch, as parallel
 -- arrays) and moves up the next delivery of each key whose head is now
 -- delivered or dead. A result whose attempt number no longer matches (the
--- lease ran out and another claimer took the delivery) is ignored.
+-- lease ran out and another claimer took the delivery) is ignored. Each
+-- attempt is also logged in outbox.attempts as outbox.log_attempts says
+-- (started_at_us: when its request started, unix microseconds; NULL: now),
+-- and each delivery that died is announced (outbox.delivery.dead).
 CREATE OR REPLACE FUNCTION outbox.record(event_ids uuid[], endpoint_ids integer[], attempts integer[],
                               states text[], retry_in_ms bigint[], statuses integer[],
-                              errors text[], durations_us bigint[], responses text[])
+                              errors text[], durations_us bigint[], responses text[],
+                              started_at_us bigint[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    log_mode text := coalesce(current_setting('outbox.log_attempts', true), 'failures');
     done_endpoints integer[];
     done_keys text[];
+    dead_events uuid[];
+    dead_endpoints integer[];
     recorded integer;
 BEGIN
     WITH r AS (
         SELECT * FROM unnest(event_ids, endpoint_ids, attempts, states, retry_in_ms, statuses, errors,
-                             durations_us, responses)
-                      AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us, response)
+                             durations_us, responses, started_at_us)
+                      AS r(event_id, endpoint_id, attempt, state, retry_in_ms, status, error, duration_us, response,
+                           started_at_us)
     ), updated AS (
         UPDATE outbox.deliveries AS d
         SET state = r.state,
@@ -105,12 +115,22 @@ BEGIN
           -- deliveries_due for each result (chosen while the table was
           -- small) costs O(backlog) per row. Only the primary key fits.
           AND d.finished_at IS NULL
-        RETURNING d.endpoint_id, d.key, d.state
+        RETURNING d.event_id, d.endpoint_id, d.key, d.state, d.attempts, r.status, r.error, r.duration_us,
+                  r.response, r.started_at_us
+    ), logged AS (
+        INSERT INTO outbox.attempts (event_id, endpoint_id, attempt, started_at, duration, status, error, response)
+        SELECT u.event_id, u.endpoint_id, u.attempts,
+               coalesce(to_timestamp(u.started_at_us / 1000000.0), now()),
+               u.duration_us * interval '1 microsecond', NULLIF(u.status, 0), u.error, u.response
+        FROM updated AS u
+        WHERE log_mode = 'all' OR (log_mode = 'failures' AND u.state <> 'delivered')
     )
     SELECT count(*)::integer,
            array_agg(u.endpoint_id) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
-           array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending')
-    INTO recorded, done_endpoints, done_keys
+           array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
+           array_agg(u.event_id) FILTER (WHERE u.state = 'dead'),
+           array_agg(u.endpoint_id) FILTER (WHERE u.state = 'dead')
+    INTO recorded, done_endpoints, done_keys, dead_events, dead_endpoints
     FROM updated AS u;
 
     -- The next pending delivery of each finished key may go now. (A new
@@ -123,6 +143,18 @@ BEGIN
                   ORDER BY n.seq LIMIT 1) AS nxt
     WHERE d.event_id = nxt.event_id AND d.endpoint_id = f.endpoint_id
       AND d.next_attempt_at = 'infinity';
+
+    -- A dead operational event is not announced again: that could go round.
+    IF dead_events IS NOT NULL THEN
+        PERFORM outbox.emit('outbox.delivery.dead', jsonb_build_object(
+                    'event_id', e.id, 'endpoint', ep.name, 'topic', e.topic, 'key', e.key,
+                    'attempts', d.attempts, 'last_status', d.last_status, 'last_error', d.last_error))
+        FROM unnest(dead_events, dead_endpoints) AS x(event_id, endpoint_id)
+        JOIN outbox.deliveries AS d ON d.event_id = x.event_id AND d.endpoint_id = x.endpoint_id
+        JOIN outbox.events AS e ON e.id = x.event_id
+        JOIN outbox.endpoints AS ep ON ep.id = x.endpoint_id
+        WHERE e.topic NOT LIKE 'outbox.%';
+    END IF;
     RETURN recorded;
 END
 $$;

@@ -59,7 +59,8 @@ BEGIN
     END IF;
 
     WITH candidates AS (
-        (SELECT e.id, e.seq, e.txid, e.key, e.topic
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic,
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
          FROM outbox.events AS e
          WHERE state.done_snapshot IS NOT NULL
            AND e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(state.done_snapshot)))
@@ -68,7 +69,8 @@ BEGIN
          ORDER BY e.txid, e.seq
          LIMIT max_events)
         UNION ALL
-        (SELECT e.id, e.seq, e.txid, e.key, e.topic
+        (SELECT e.id, e.seq, e.txid, e.key, e.topic,
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
          FROM outbox.events AS e
          WHERE (e.txid, e.seq) > (from_txid, from_seq)
            AND e.txid < pg_snapshot_xmax(state.target_snapshot)
@@ -97,7 +99,9 @@ BEGIN
               JOIN outbox.endpoints AS ep
                 ON ep.enabled
                AND (ep.id <> 0 OR include_default)
-               AND outbox.topic_matches(ep.topics, b.topic)) AS m
+               AND outbox.topic_matches(ep.topics, b.topic)
+               -- An operational event is not sent to the endpoint it is about.
+               AND (b.about IS NULL OR b.about <> ep.name)) AS m
         ON CONFLICT DO NOTHING
     )
     SELECT count(*),

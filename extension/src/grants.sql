@@ -1,12 +1,18 @@
 -- Nothing is reachable by PUBLIC; writers enqueue; admins manage endpoints,
--- read delivery history and replay. Secrets are readable by no role.
+-- read delivery history and statistics and replay; monitoring (pg_monitor)
+-- reads the statistics. Secrets are readable by no role.
 REVOKE ALL ON SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outbox FROM PUBLIC;
 GRANT USAGE ON SCHEMA outbox TO outbox_writer, outbox_admin;
 GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) TO outbox_writer, outbox_admin;
-GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpoint_status TO outbox_admin;
+GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpoint_status, outbox.attempts,
+                outbox.stats
+TO outbox_admin;
+GRANT USAGE ON SCHEMA outbox TO pg_monitor;
+GRANT SELECT ON outbox.stats TO pg_monitor;
+GRANT EXECUTE ON FUNCTION outbox.endpoint_counters(integer) TO outbox_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION
     outbox.create_endpoint(text, text, text[], text, jsonb, interval),
     outbox.alter_endpoint(text, text, text[], jsonb, interval),
@@ -15,5 +21,6 @@ GRANT EXECUTE ON FUNCTION
     outbox.enable_endpoint(text),
     outbox.drop_endpoint(text),
     outbox.replay(uuid, text),
-    outbox.redrive(text, timestamptz)
+    outbox.redrive(text, timestamptz),
+    outbox.stats_reset()
 TO outbox_admin;

@@ -25,6 +25,7 @@ SELECT pg_catalog.pg_extension_config_dump('outbox.deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.endpoint_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.dispatch_state', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.attempts', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.events_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.endpoints_id_seq', '');
 
@@ -124,7 +125,7 @@ AS $$
 BEGIN
     UPDATE outbox.endpoints AS ep
     SET enabled = NEW.enabled, disabled_reason = NEW.disabled_reason, disabled_at = NEW.disabled_at,
-        created_at = NEW.created_at, updated_at = NEW.updated_at
+        created_at = NEW.created_at, updated_at = NEW.updated_at, failing_since = NEW.failing_since
     WHERE ep.id = 0;
     IF NOT FOUND THEN
         RETURN NEW;

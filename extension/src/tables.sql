@@ -36,7 +36,11 @@ CREATE TABLE outbox.endpoints (
     disabled_reason text,
     disabled_at     timestamptz,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The first of its failed attempts in a row, once it counts as failing
+    -- (outbox.note_endpoint_health); NULL: not failing. Not part of its
+    -- configuration: changing it does not touch updated_at.
+    failing_since   timestamptz
 );
 CREATE SEQUENCE outbox.endpoints_id_seq AS integer START 1 OWNED BY outbox.endpoints.id;
 ALTER TABLE outbox.endpoints ALTER COLUMN id SET DEFAULT pg_catalog.nextval('outbox.endpoints_id_seq');
@@ -125,3 +129,21 @@ CREATE TABLE outbox.dispatch_state (
 INSERT INTO outbox.dispatch_state (done_snapshot)
 SELECT pg_catalog.format('%s:%s:', s.xmin, s.xmin)::pg_catalog.pg_snapshot
 FROM (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS xmin) AS s;
+
+-- Attempt history: one row per attempt (outbox.log_attempts: none,
+-- failures, all), written by outbox.record(), pruned after
+-- outbox.attempt_retention.
+CREATE TABLE outbox.attempts (
+    event_id    uuid        NOT NULL,
+    endpoint_id integer     NOT NULL,
+    attempt     integer     NOT NULL,
+    started_at  timestamptz NOT NULL,
+    duration    interval,
+    status      integer,     -- NULL: no HTTP response
+    error       text,
+    response    text,        -- the first 4 kB of the response body
+    PRIMARY KEY (event_id, endpoint_id, attempt)
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05);
+
+-- What pruning scans: oldest first.
+CREATE INDEX attempts_started ON outbox.attempts (started_at);

@@ -18,3 +18,31 @@ LEFT JOIN LATERAL (
     FROM outbox.deliveries AS d
     WHERE d.endpoint_id = ep.id
 ) AS st ON true;
+
+-- One row per endpoint: how much waits and how delivery goes. The gauges
+-- are counted from the pending deliveries (one index range per endpoint):
+-- due is claimable now (not leased, not parked behind an earlier event of
+-- its key, not waiting for a retry); lag is the age of the oldest due one,
+-- so scheduled retries do not count as lag. The counters come from the
+-- workers' shared memory, since stats_reset.
+CREATE OR REPLACE VIEW outbox.stats AS
+SELECT ep.name AS endpoint,
+       coalesce(g.pending, 0) AS pending,
+       coalesce(g.due, 0) AS due,
+       greatest(coalesce(g.waiting, 0) - c.in_flight, 0) AS retrying,
+       c.in_flight,
+       (SELECT count(*) FROM outbox.deliveries AS d WHERE d.state = 'dead' AND d.endpoint_id = ep.id) AS dead,
+       coalesce(now() - g.oldest_due, interval '0') AS lag,
+       c.delivered, c.failed_attempts, c.last_success_at, c.last_failure_at, c.consecutive_failures,
+       c.latency_p50, c.latency_p99, c.stats_reset,
+       ep.enabled, ep.failing_since
+FROM outbox.endpoints AS ep
+LEFT JOIN LATERAL (
+    SELECT count(*) AS pending,
+           count(*) FILTER (WHERE d.next_attempt_at <= now()) AS due,
+           count(*) FILTER (WHERE d.next_attempt_at > now() AND d.next_attempt_at < 'infinity') AS waiting,
+           min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at <= now()) AS oldest_due
+    FROM outbox.deliveries AS d
+    WHERE d.state = 'pending' AND d.endpoint_id = ep.id
+) AS g ON true
+CROSS JOIN LATERAL outbox.endpoint_counters(ep.id) AS c;

@@ -14,6 +14,7 @@ public:
         InvalidValue,   // -> 22023 invalid_parameter_value
         NullValue,      // -> 22004 null_value_not_allowed
         TooLarge,       // -> 54000 program_limit_exceeded
+        Reserved,       // -> 42939 reserved_name
     };
 
     InvalidInput(Kind kind, std::string message, std::string detail = {}, std::string hint = {})

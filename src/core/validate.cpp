@@ -41,6 +41,16 @@ void validate_topic(std::string_view topic) {
     }
 }
 
+bool is_reserved_topic(std::string_view topic) { return topic.starts_with("outbox."); }
+
+void refuse_reserved_topic(std::string_view topic) {
+    if (is_reserved_topic(topic))
+        throw InvalidInput(InvalidInput::Kind::Reserved, fmt::format("topic \"{}\" is reserved", excerpt(topic)),
+                           "Topics that begin with \"outbox.\" are the operational events of outbox itself.",
+                           "Choose another topic. To receive operational events, create an endpoint with "
+                           "topics => '{outbox.*}'.");
+}
+
 void validate_key(std::string_view key) {
     if (key.empty())
         invalid("key must not be empty", {}, "Pass NULL for events without an ordering key.");
@@ -68,7 +78,7 @@ void validate_topic_pattern(std::string_view pattern) {
 }
 
 bool topic_matches(std::string_view pattern, std::string_view topic) {
-    if (pattern == "*") return true;
+    if (pattern == "*") return !is_reserved_topic(topic);
     if (pattern.ends_with(".*")) return topic.starts_with(pattern.substr(0, pattern.size() - 1));
     return pattern == topic;
 }

@@ -11,6 +11,14 @@ namespace outbox::core {
 // hint giving the rule; an empty topic has its own message.
 void validate_topic(std::string_view topic);
 
+// Topics that begin with "outbox." are reserved for the operational events
+// the worker enqueues (outbox.delivery.dead, outbox.endpoint.disabled, ...).
+bool is_reserved_topic(std::string_view topic);
+
+// Throws InvalidInput (Reserved) for a reserved topic: applications may not
+// enqueue them.
+void refuse_reserved_topic(std::string_view topic);
+
 // Ordering key: 1..1024 bytes. Throws InvalidInput.
 void validate_key(std::string_view key);
 
@@ -19,8 +27,9 @@ void validate_key(std::string_view key);
 // outbox.max_payload_size.
 void validate_payload_size(std::size_t size, std::size_t limit);
 
-// Endpoint topic pattern (used by issue 4): an exact topic, a prefix ending in
-// ".*" or "*" alone.
+// Endpoint topic pattern: an exact topic, a prefix ending in ".*" or "*"
+// alone. "*" matches every topic but the reserved ones: only a pattern that
+// names them ("outbox.*", "outbox.delivery.dead") matches those.
 void validate_topic_pattern(std::string_view pattern);
 bool topic_matches(std::string_view pattern, std::string_view topic);
 

@@ -91,7 +91,13 @@ void insert_event(bool idempotent, const EventRow& row) {
     SPI_finish();
 }
 
-Datum enqueue(FunctionCallInfo fcinfo) {
+// Present and not NULL: argument `n` of a call that may have fewer
+// (outbox.emit() has two).
+bool has_arg(FunctionCallInfo fcinfo, int n) { return PG_NARGS() > n && !PG_ARGISNULL(n); }
+
+// enqueue() for applications, or (operational) outbox.emit() for the
+// extension's own operational events, whose topics are the reserved ones.
+Datum enqueue(FunctionCallInfo fcinfo, bool operational) {
     if (PG_ARGISNULL(0))
         throw InvalidInput(InvalidInput::Kind::NullValue, "topic must not be null", {},
                            "Pass a topic such as 'order.created'.");
@@ -101,18 +107,21 @@ Datum enqueue(FunctionCallInfo fcinfo) {
 
     text* topic = pg_call([&] { return PG_GETARG_TEXT_PP(0); });
     core::validate_topic(text_view(topic));
+    if (!operational) core::refuse_reserved_topic(text_view(topic));
+    else if (!core::is_reserved_topic(text_view(topic)))
+        throw InvalidInput(InvalidInput::Kind::InvalidValue, "an operational event's topic must begin with \"outbox.\"");
 
     Jsonb* payload = pg_call([&] { return PG_GETARG_JSONB_P(1); });
     validate_payload(payload);
 
-    bool key_null = PG_ARGISNULL(2);
+    bool key_null = !has_arg(fcinfo, 2);
     text* key = nullptr;
     if (!key_null) {
         key = pg_call([&] { return PG_GETARG_TEXT_PP(2); });
         core::validate_key(text_view(key));
     }
 
-    bool headers_null = PG_ARGISNULL(3);
+    bool headers_null = !has_arg(fcinfo, 3);
     Jsonb* headers = nullptr;
     if (!headers_null) {
         headers = pg_call([&] { return PG_GETARG_JSONB_P(3); });
@@ -121,7 +130,7 @@ Datum enqueue(FunctionCallInfo fcinfo) {
     }
 
     pg_uuid_t* id = static_cast<pg_uuid_t*>(pg_call([] { return palloc(sizeof(pg_uuid_t)); }));
-    bool caller_id = !PG_ARGISNULL(4);
+    bool caller_id = has_arg(fcinfo, 4);
     if (!caller_id) {
         core::Uuid fresh = core::uuid_v7();
         memcpy(id->data, fresh.data(), UUID_LEN);
@@ -155,6 +164,11 @@ bool take_wake_on_commit() {
 extern "C" {
 PG_FUNCTION_INFO_V1(outbox_enqueue);
 Datum outbox_enqueue(PG_FUNCTION_ARGS) {
-    return outbox::pg::report_exceptions("outbox.enqueue", [&] { return outbox::pg::enqueue(fcinfo); });
+    return outbox::pg::report_exceptions("outbox.enqueue", [&] { return outbox::pg::enqueue(fcinfo, false); });
+}
+
+PG_FUNCTION_INFO_V1(outbox_emit);
+Datum outbox_emit(PG_FUNCTION_ARGS) {
+    return outbox::pg::report_exceptions("outbox.emit", [&] { return outbox::pg::enqueue(fcinfo, true); });
 }
 }

@@ -40,6 +40,8 @@ int guc_dead_retention_s = 7 * 86400;
 int guc_max_payload_size = 1024 * 1024;
 char* guc_channel = nullptr;
 bool guc_notify_on_enqueue = false;
+int guc_log_attempts = kLogAttemptsFailures;
+int guc_attempt_retention_s = 7 * 86400;
 
 namespace {
 
@@ -189,6 +191,18 @@ void define_gucs() {
     DefineCustomIntVariable(
         "outbox.retention", "How long delivered events are kept before they are pruned.", nullptr,
         &guc_retention_s, 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    static const struct config_enum_entry log_attempts_options[] = {
+        {"none", kLogAttemptsNone, false},
+        {"failures", kLogAttemptsFailures, false},
+        {"all", kLogAttemptsAll, false},
+        {nullptr, 0, false},
+    };
+    DefineCustomEnumVariable(
+        "outbox.log_attempts", "Which attempts are kept in outbox.attempts: none, failures or all.", nullptr,
+        &guc_log_attempts, kLogAttemptsFailures, log_attempts_options, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.attempt_retention", "How long rows of outbox.attempts are kept before they are pruned.", nullptr,
+        &guc_attempt_retention_s, 7 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "outbox.dead_retention", "How long dead deliveries are kept before they are pruned.",
         nullptr, &guc_dead_retention_s, 7 * 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr,

@@ -32,6 +32,11 @@ extern int guc_dead_retention_s;
 extern int guc_max_payload_size;
 extern char* guc_channel;
 extern bool guc_notify_on_enqueue;
+extern int guc_log_attempts;  // LogAttempts
+extern int guc_attempt_retention_s;
+
+// outbox.log_attempts: which attempts outbox.attempts keeps.
+enum LogAttempts { kLogAttemptsNone, kLogAttemptsFailures, kLogAttemptsAll };
 
 // Defines every outbox.* GUC. Called from _PG_init, preloaded or not.
 void define_gucs();

@@ -99,6 +99,16 @@ SELECT (SELECT count(*) FROM passed)::int4,
         WHERE NOT EXISTS (SELECT 1 FROM outbox.deliveries AS d WHERE d.event_id = p.id))
 )sql";
 
+// Attempt history, oldest first (outbox.attempt_retention).
+constexpr const char* kPruneAttemptsSql = R"sql(
+DELETE FROM outbox.attempts AS a
+WHERE a.ctid = ANY (ARRAY(
+        SELECT f.ctid FROM outbox.attempts AS f
+        WHERE f.started_at < now() - $1 * interval '1 second'
+        ORDER BY f.started_at LIMIT $2))
+  AND a.started_at < now() - $1 * interval '1 second'
+)sql";
+
 constexpr const char* kSizeIfEmptySql = R"sql(
 SELECT pg_total_relation_size('outbox.events'::regclass)
        + pg_total_relation_size('outbox.deliveries'::regclass)
@@ -111,6 +121,7 @@ Plan lock_events_plan{kLockEventsSql, 1, {UUIDARRAYOID}, nullptr};
 Plan delete_events_plan{kDeleteEventsSql, 1, {UUIDARRAYOID}, nullptr};
 Plan sweep_plan{kSweepUnmatchedSql, 4, {INT8OID, INT8OID, INT8OID, INT4OID}, nullptr};
 Plan size_if_empty_plan{kSizeIfEmptySql, 0, {}, nullptr};
+Plan prune_attempts_plan{kPruneAttemptsSql, 2, {INT8OID, INT4OID}, nullptr};
 
 // Bytes the two tables occupy if both are empty as `snapshot` sees them
 // (InvalidSnapshot: the statement's own), else -1.
@@ -155,6 +166,11 @@ int prune_deliveries(int64 retention_s, int64 dead_retention_s, int limit) {
     Datum ids = result_value(2, &isnull);
     if (deleted > 0 && !isnull) delete_events_without_deliveries(ids);
     return deleted;
+}
+
+int prune_attempts(int64 retention_s, int limit) {
+    Datum values[2] = {Int64GetDatum(retention_s), Int32GetDatum(limit)};
+    return execute(prune_attempts_plan, values, nullptr, SPI_OK_DELETE);
 }
 
 int sweep_unmatched(int64 retention_s, int limit, SweepCursor* cursor) {

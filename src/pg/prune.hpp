@@ -18,6 +18,10 @@ void use_index_plans();
 // they leave without deliveries. Returns the number of deliveries deleted.
 int prune_deliveries(int64 retention_s, int64 dead_retention_s, int limit);
 
+// Deletes up to `limit` rows of outbox.attempts older than `retention_s`,
+// oldest first. Returns how many.
+int prune_attempts(int64 retention_s, int limit);
+
 // How far the sweep for events that no endpoint matched has come: the
 // (txid, seq) of the last event it passed.
 struct SweepCursor {

@@ -10,6 +10,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 }
 
 namespace outbox::pg {
@@ -20,7 +21,7 @@ namespace {
 constexpr const char* kClaimSql = "SELECT * FROM outbox.claim($1, $2, $3)";
 
 // Record: see outbox.record() in the install script.
-constexpr const char* kRecordSql = "SELECT outbox.record($1::uuid[], $2, $3, $4, $5, $6, $7, $8, $9)";
+constexpr const char* kRecordSql = "SELECT outbox.record($1::uuid[], $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 constexpr const char* kReleaseSql = R"sql(
 UPDATE outbox.deliveries AS d
@@ -61,7 +62,8 @@ SELECT ep.id, ep.name, ep.url,
         WHERE s.endpoint_id = ep.id AND (s.expires_at IS NULL OR s.expires_at > now())),
        (SELECT (EXTRACT(epoch FROM min(s.expires_at) - clock_timestamp()) * 1000)::int8
         FROM outbox.endpoint_secrets AS s
-        WHERE s.endpoint_id = ep.id AND s.expires_at > now())
+        WHERE s.endpoint_id = ep.id AND s.expires_at > now()),
+       ep.failing_since IS NOT NULL
 FROM outbox.endpoints AS ep
 ORDER BY ep.id
 )sql";
@@ -74,20 +76,28 @@ WHERE id = $1 AND enabled
 
 constexpr const char* kUnparkSql = "SELECT outbox.unpark_heads()";
 
+constexpr const char* kNoteHealthSql = "SELECT outbox.note_endpoint_health($1, $2, $3, $4, $5)";
+
 constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
 
 Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
 Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
 Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
-Plan record_plan{kRecordSql, 9,
+Plan record_plan{kRecordSql, 10,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-                  INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID},
+                  INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
                  nullptr};
 Plan release_plan{kReleaseSql, 4, {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, BOOLOID}, nullptr};
 Plan next_due_plan{kNextDueSql, 0, {}, nullptr};
 Plan endpoints_version_plan{kEndpointsVersionSql, 0, {}, nullptr};
 Plan load_endpoints_plan{kLoadEndpointsSql, 0, {}, nullptr};
 Plan disable_endpoint_plan{kDisableEndpointSql, 2, {INT4OID, TEXTOID}, nullptr};
+Plan note_health_plan{kNoteHealthSql, 5, {INT4OID, BOOLOID, TIMESTAMPTZOID, INT4OID, TEXTOID}, nullptr};
+
+// Microseconds since the Unix epoch, as outbox.record() takes times.
+int64 unix_us(TimestampTz t) {
+    return t + static_cast<int64>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+}
 
 Datum text_array(const char* const* values, int n) {
     Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
@@ -169,6 +179,9 @@ int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext o
         row.topic = column_text(tuple, desc, 3, nullptr);
         row.payload = column_text(tuple, desc, 4, &row.payload_len);
         row.header_lines = column_text(tuple, desc, 5, nullptr);
+        bool isnull = true;
+        Datum created = SPI_getbinval(tuple, desc, 6, &isnull);
+        row.created_at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(created);
     }
     MemoryContextSwitchTo(old);
     return n;
@@ -185,6 +198,7 @@ void record_results(const ResultRow* rows, int count) {
     int32* statuses = static_cast<int32*>(palloc(sizeof(int32) * count));
     int64* retry = static_cast<int64*>(palloc(sizeof(int64) * count));
     int64* durations = static_cast<int64*>(palloc(sizeof(int64) * count));
+    int64* started = static_cast<int64*>(palloc(sizeof(int64) * count));
     for (int i = 0; i < count; i++) {
         ids[i] = rows[i].event_id;
         states[i] = rows[i].state;
@@ -195,12 +209,13 @@ void record_results(const ResultRow* rows, int count) {
         statuses[i] = rows[i].status;
         retry[i] = rows[i].retry_in_ms;
         durations[i] = rows[i].duration_us;
+        started[i] = unix_us(rows[i].started_at);
     }
-    Datum values[9] = {text_array(ids, count),      int4_array(endpoints, count),
-                       int4_array(attempts, count), text_array(states, count),
-                       int8_array(retry, count),    int4_array(statuses, count),
-                       text_array(errors, count),   int8_array(durations, count),
-                       text_array(responses, count)};
+    Datum values[10] = {text_array(ids, count),      int4_array(endpoints, count),
+                        int4_array(attempts, count), text_array(states, count),
+                        int8_array(retry, count),    int4_array(statuses, count),
+                        text_array(errors, count),   int8_array(durations, count),
+                        text_array(responses, count), int8_array(started, count)};
     execute(record_plan, values, nullptr, SPI_OK_SELECT);
 }
 
@@ -253,9 +268,19 @@ int load_endpoints(MemoryContext out, EndpointRow** rows) {
         row.secrets = column_text(tuple, desc, 7, nullptr);
         Datum change = SPI_getbinval(tuple, desc, 8, &isnull);
         row.secrets_change_in_ms = isnull ? -1 : DatumGetInt64(change);
+        Datum failing = SPI_getbinval(tuple, desc, 9, &isnull);
+        row.failing = !isnull && DatumGetBool(failing);
     }
     MemoryContextSwitchTo(old);
     return n;
+}
+
+void note_endpoint_health(int32 endpoint_id, bool failing, TimestampTz since, int32 consecutive_failures,
+                          const char* last_error) {
+    Datum values[5] = {Int32GetDatum(endpoint_id), BoolGetDatum(failing), TimestampTzGetDatum(since),
+                       Int32GetDatum(consecutive_failures), CStringGetTextDatum(last_error)};
+    char nulls[5] = {' ', ' ', since == 0 ? 'n' : ' ', ' ', ' '};
+    execute(note_health_plan, values, nulls, SPI_OK_SELECT);
 }
 
 void disable_endpoint(int32 endpoint_id, const char* reason) {

@@ -5,6 +5,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "datatype/timestamp.h"
 }
 
 namespace outbox::pg {
@@ -19,6 +20,7 @@ struct ClaimedRow {
     char* payload;       // JSON text, the request body
     int payload_len;
     char* header_lines;  // event headers as "name: value\n..." or nullptr
+    TimestampTz created_at;  // the delivery's
 };
 
 // Creates the deliveries of up to `max_events` newly visible events
@@ -46,6 +48,7 @@ struct ResultRow {
     const char* error;     // nullptr when none
     int64 duration_us;
     const char* response;  // nullptr when empty
+    TimestampTz started_at;  // when the request started
 };
 
 // Writes results in one statement. Rows whose attempt no longer matches (the
@@ -75,10 +78,16 @@ struct EndpointRow {
     bool enabled;
     char* secrets;       // valid secrets, newest first, separated by spaces, or nullptr
     int64 secrets_change_in_ms;  // until the next secret expires, -1: never
+    bool failing;        // failing_since is set
 };
 int load_endpoints(MemoryContext out, EndpointRow** rows);
 
 // Disables an endpoint (410 Gone), recording why.
 void disable_endpoint(int32 endpoint_id, const char* reason);
+
+// Tells that an endpoint became failing (since: its first failed attempt
+// in a row) or recovered (outbox.note_endpoint_health).
+void note_endpoint_health(int32 endpoint_id, bool failing, TimestampTz since, int32 consecutive_failures,
+                          const char* last_error);
 
 }  // namespace outbox::pg

@@ -33,6 +33,7 @@ Settings load_settings() {
     s.lease = milliseconds(std::max(guc_lease_ms, guc_request_timeout_ms + 5000));
     s.retention_s = guc_retention_s;
     s.dead_retention_s = guc_dead_retention_s;
+    s.attempt_retention_s = guc_attempt_retention_s;
     s.channel = str(guc_channel);
     return s;
 }

@@ -26,6 +26,7 @@ struct Settings {
     std::chrono::milliseconds lease{60000};
     long long retention_s = 86400;
     long long dead_retention_s = 7 * 86400;
+    long long attempt_retention_s = 7 * 86400;
     std::string channel;
 };
 

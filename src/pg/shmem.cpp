@@ -1,6 +1,7 @@
 #include "pg/shmem.hpp"
 
 #include "pg/gucs.hpp"
+#include "pg/stats.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -28,7 +29,8 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 void request_shmem() {
     if (prev_shmem_request_hook) prev_shmem_request_hook();
-    RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)));
+    RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)) + stats_shmem_size());
+    stats_request_lock();
 }
 
 void startup_shmem() {
@@ -40,6 +42,7 @@ void startup_shmem() {
         memset(shared, 0, sizeof(SharedState));
         SpinLockInit(&shared->mutex);
     }
+    stats_shmem_init();
     LWLockRelease(AddinShmemInitLock);
 }
 

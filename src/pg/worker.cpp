@@ -18,6 +18,7 @@
 #include "pg/replan.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
+#include "pg/stats.hpp"
 #include "pg/transaction.hpp"
 #include "pg/wait_events.hpp"
 
@@ -69,6 +70,18 @@ struct InFlight {
     std::string event_id;
     int32 endpoint_id;
     int32 attempt;
+    TimestampTz created_at;  // the delivery's, just after its event's commit
+    TimestampTz started_at = 0;  // when its request started
+};
+
+// An endpoint became failing or recovered (stats.hpp); told in the next
+// transaction (outbox.note_endpoint_health).
+struct HealthNote {
+    int32 endpoint_id;
+    bool failing;
+    TimestampTz since;
+    int32 consecutive_failures;
+    std::string last_error;
 };
 
 // A claimed delivery whose request is built but not started. The worker
@@ -166,6 +179,7 @@ public:
             collect_completed();
             adopt_shared_pauses();
             start_ready();
+            publish_in_flight_counts();
             try {
                 step();
             } catch (const PgError& e) {
@@ -302,6 +316,7 @@ private:
                 if (usable) {
                     if (endpoint->second.in_flight >= cap || client_.in_flight() >= max) break;
                     endpoint->second.in_flight++;
+                    r.delivery.started_at = GetCurrentTimestamp();
                     in_flight_.emplace(r.request.tag, std::move(r.delivery));
                     client_.start(std::move(r.request));
                     started = true;
@@ -419,6 +434,11 @@ private:
             if (flush) {
                 record(finished_);
                 for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
+                for (const HealthNote& h : health_)
+                    pg_call([&] {
+                        note_endpoint_health(h.endpoint_id, h.failing, h.since, h.consecutive_failures,
+                                             h.last_error.c_str());
+                    });
             }
             if (handing_back > 0) release(unsent_, handing_back, true);
             if (!active) return;
@@ -443,6 +463,7 @@ private:
             // next poll.
             finished_.clear();
             gone_.clear();
+            health_.clear();
             want_claim_ = false;
             endpoints_version_.clear();
             return;
@@ -450,6 +471,7 @@ private:
         if (flush) {
             finished_.clear();
             gone_.clear();
+            health_.clear();
         }
         unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(handing_back));
         if (!active) return;
@@ -503,6 +525,7 @@ private:
             if (row.timeout_ms > 0) e.timeout = milliseconds(row.timeout_ms);
             if (row.secrets_change_in_ms >= 0)
                 secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
+            if (row.failing) pg_call([&] { seed_endpoint_failing(row.id); });
             if (auto old = endpoints_.find(e.id); old != endpoints_.end()) {
                 e.in_flight = old->second.in_flight;
                 e.paused_until = old->second.paused_until;
@@ -542,7 +565,8 @@ private:
             request.headers = core::build_request_headers(in);
             request.timeout = request_timeout;
             request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-            claimed.push_back(Ready{std::move(request), InFlight{row.event_id, row.endpoint_id, row.attempt}, start_by});
+            claimed.push_back(Ready{std::move(request),
+                                    InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at}, start_by});
         }
         return n;
     }
@@ -553,7 +577,7 @@ private:
         rows.reserve(count);
         for (std::size_t i = 0; i < count && i < claims.size(); i++)
             rows.push_back(ResultRow{claims[i].event_id.c_str(), claims[i].endpoint_id, claims[i].attempt,
-                                     "pending", 0, 0, nullptr, 0, nullptr});
+                                     "pending", 0, 0, nullptr, 0, nullptr, 0});
         pg_call([&] { release_claims(rows.data(), static_cast<int>(rows.size()), never_sent); });
     }
 
@@ -572,7 +596,8 @@ private:
                                      f.delivery.attempt, f.state, f.retry_in_ms, f.status,
                                      errors.back().empty() ? nullptr : errors.back().c_str(),
                                      f.duration_us,
-                                     responses.back().empty() ? nullptr : responses.back().c_str()});
+                                     responses.back().empty() ? nullptr : responses.back().c_str(),
+                                     f.delivery.started_at});
         }
         pg_call([&] { record_results(rows.data(), static_cast<int>(rows.size())); });
     }
@@ -628,12 +653,43 @@ private:
                                              f.delivery.event_id,
                                              endpoint != endpoints_.end() ? endpoint->second.name : "?",
                                              f.delivery.attempt, f.error));
-            if (decision.outcome == core::Outcome::Gone)
-                log_message(WARNING, fmt::format("outbox: endpoint \"{}\" answered 410 Gone; it is disabled",
-                                                 endpoint != endpoints_.end() ? endpoint->second.name : "?"),
-                            {}, "Enable it again with outbox.enable_endpoint() once it is back.");
+            count_attempt(f, decision.outcome == core::Outcome::Delivered);
             if (finished_.empty()) oldest_finished_ = Clock::now();
             finished_.push_back(std::move(f));
+        }
+    }
+
+    // Counts the attempt for outbox.stats; a change of its endpoint's health
+    // (failing, recovered) is told in the next transaction.
+    void count_attempt(const Finished& f, bool success) {
+        TimestampTz now = GetCurrentTimestamp();
+        int32 consecutive = 0;
+        TimestampTz since = 0;
+        core::HealthChange change = pg_call([&] {
+            return count_endpoint_attempt(f.delivery.endpoint_id, success, now, now - f.delivery.created_at,
+                                          &consecutive, &since);
+        });
+        if (change != core::HealthChange::None)
+            health_.push_back(HealthNote{f.delivery.endpoint_id, change == core::HealthChange::Failing, since,
+                                         consecutive, f.error});
+    }
+
+    // How many requests each endpoint has claimed and not finished, for
+    // outbox.stats (in_flight), told when it changes.
+    void publish_in_flight_counts() {
+        for (auto& [id, published] : published_in_flight_) {
+            auto endpoint = endpoints_.find(id);
+            if (endpoint == endpoints_.end() && published != 0) {
+                pg_call([&, id = id] { publish_in_flight(slot_, id, 0); });
+                published = 0;
+            }
+        }
+        for (const auto& [id, e] : endpoints_) {
+            int32 n = static_cast<int32>(e.in_flight + ready_of(id));
+            int32& published = published_in_flight_[id];
+            if (n == published) continue;
+            pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
+            published = n;
         }
     }
 
@@ -650,9 +706,10 @@ private:
         auto started = Clock::now();
         int64 retention = settings_.retention_s;
         int64 dead_retention = settings_.dead_retention_s;
+        int64 attempt_retention = settings_.attempt_retention_s;
         bool more = false;
         for (int round = 0;; round++) {
-            int deleted = 0, swept = 0;
+            int deleted = 0, swept = 0, attempts = 0;
             in_transaction("outbox: prune", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
                 pg_call([] { use_index_plans(); });
@@ -660,8 +717,9 @@ private:
                 deleted = pg_call([&] { return prune_deliveries(retention, dead_retention, kPruneBatch); });
                 if (deleted < kPruneBatch)
                     swept = pg_call([&] { return sweep_unmatched(retention, kPruneBatch, &sweep_cursor_); });
+                attempts = pg_call([&] { return prune_attempts(attempt_retention, kPruneBatch); });
             });
-            more = deleted == kPruneBatch || swept == kPruneBatch;
+            more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch;
             if (!more || Clock::now() - started >= kPruneSlice) break;
         }
         if (!more) truncate_when_empty();
@@ -779,6 +837,8 @@ private:
     std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
     std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
+    std::vector<HealthNote> health_;      // endpoint health changes to tell
+    std::map<int32, int32> published_in_flight_;
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
     // Housekeeping is worker 0's (see prune()); the others never get to it.

@@ -39,6 +39,7 @@ describe('backup and restore', () => {
   const events = { delivered: [], retrying: [], undispatched: [], dead: [] };
   const keyOf = new Map();
   let before_;  // the source database as dumped
+  let notDispatched;  // ids of its events it had not dispatched
 
   async function enqueue(cluster, topic, key, n) {
     const ids = [];
@@ -103,6 +104,11 @@ describe('backup and restore', () => {
     await source.query("SELECT outbox.disable_endpoint('default', reason => 'kept disabled')", [], 'app');
     await source.query("SELECT outbox.enable_endpoint('default')", [], 'app');
     before_ = await snapshot(source);
+    // What the dumped database has not dispatched: the last events, and the
+    // operational events the disabling announced meanwhile.
+    notDispatched = (await source.query(`SELECT e.id FROM outbox.events AS e, outbox.dispatch_state AS s
+                                         WHERE NOT pg_visible_in_snapshot(e.txid, s.done_snapshot)`, [], 'app')).rows.map((r) => r.id);
+    assert.ok(events.undispatched.every((id) => notDispatched.includes(id)));
     assert.equal(before_.deliveries.filter((d) => events.undispatched.includes(d.event_id)).length, 0,
       'the last events are not dispatched when dumped');
     billingFails = false;
@@ -186,13 +192,13 @@ describe('backup and restore', () => {
                                              FROM outbox.events`, [], 'app');
         for (const row of rows) {
           assert.equal(row.held, false, 'no event is left waiting for the dispatch state');
-          assert.equal(row.was_dispatched, !events.undispatched.includes(row.id), `event ${row.id}`);
+          assert.equal(row.was_dispatched, !notDispatched.includes(row.id), `event ${row.id}`);
         }
         // The undispatched ones are dispatched once the worker runs.
         if (preload) {
           await target.reload({ 'outbox.paused': 'off', 'outbox.url': '' });
           await waitFor(async () => (await target.query('SELECT count(*)::int AS n FROM outbox.deliveries WHERE event_id = ANY($1)',
-            [events.undispatched], 'app')).rows[0].n === events.undispatched.length,
+            [events.undispatched], 'app')).rows[0].n >= events.undispatched.length,
           { message: 'the undispatched events dispatched (to billing)' });
         }
       } finally {

@@ -133,9 +133,14 @@ export async function pgUpgrade(old, { bindir = defaultBindir, conf = {} } = {})
   appendSettings(data, settings, 'end-to-end test settings');
   // pg_upgrade writes its logs under the current directory and the new
   // data directory; its temporary servers listen on a socket in `dir`.
-  runAsPostgres('pg_upgrade', ['-b', old.bindir, '-B', bindir, '-d', path.join(old.dir, 'data'), '-D', data,
-                               '-p', String(old.port), '-P', String(port), '-s', dir, '--no-sync'],
-  { bindir, cwd: dir });
+  const upgrade = runAsPostgres('pg_upgrade', ['-b', old.bindir, '-B', bindir, '-d', path.join(old.dir, 'data'),
+                                               '-D', data, '-p', String(old.port), '-P', String(port), '-s', dir,
+                                               '--no-sync'], { bindir, cwd: dir, check: false });
+  if (upgrade.status !== 0) {
+    // Its logs go with the directory: say what they say.
+    const logs = spawnSync('sh', ['-c', `tail -n 15 ${data}/pg_upgrade_output.d/*/log/*.log`], { encoding: 'utf8' }).stdout;
+    throw new Error(`pg_upgrade failed (${upgrade.status}): ${upgrade.stdout}\n${logs}`);
+  }
   return clusterHandle({ dir, port, database: old.database, bindir, settings });
 }
 

@@ -115,3 +115,23 @@ TEST(TopicPattern, Matching) {
     EXPECT_FALSE(topic_matches("order.created", "order.create"));
     EXPECT_FALSE(topic_matches("order.created", "Order.Created"));
 }
+
+TEST(ReservedTopics, RefusedForApplications) {
+    using outbox::core::refuse_reserved_topic;
+    for (const char* topic : {"outbox.delivery.dead", "outbox.x", "outbox.endpoint.failing"}) {
+        InvalidInput e = expect_invalid([&] { refuse_reserved_topic(topic); }, InvalidInput::Kind::Reserved);
+        EXPECT_TRUE(contains(e.what(), "reserved")) << e.what();
+        EXPECT_TRUE(contains(e.hint(), "outbox.*")) << e.hint();
+    }
+    for (const char* topic : {"outbox", "outboxes.created", "order.outbox.x", "Outbox.x"})
+        EXPECT_NO_THROW(refuse_reserved_topic(topic)) << topic;
+}
+
+TEST(ReservedTopics, OnlyPatternsThatNameThemMatch) {
+    EXPECT_FALSE(topic_matches("*", "outbox.delivery.dead"));
+    EXPECT_TRUE(topic_matches("*", "outboxes.created"));
+    EXPECT_TRUE(topic_matches("outbox.*", "outbox.delivery.dead"));
+    EXPECT_TRUE(topic_matches("outbox.endpoint.*", "outbox.endpoint.failing"));
+    EXPECT_FALSE(topic_matches("outbox.endpoint.*", "outbox.delivery.dead"));
+    EXPECT_TRUE(topic_matches("outbox.delivery.dead", "outbox.delivery.dead"));
+}

@@ -10,3 +10,24 @@ ALTER TABLE outbox.dispatch_state
     ADD COLUMN restored_target_snapshot pg_snapshot,
     ADD COLUMN restored_cursor_txid xid8,
     ADD COLUMN restored_cursor_seq bigint;
+
+-- Operations (operations.sql): failing endpoints, the attempt history.
+ALTER TABLE outbox.endpoints ADD COLUMN failing_since timestamptz;
+
+CREATE TABLE outbox.attempts (
+    event_id    uuid        NOT NULL,
+    endpoint_id integer     NOT NULL,
+    attempt     integer     NOT NULL,
+    started_at  timestamptz NOT NULL,
+    duration    interval,
+    status      integer,     -- NULL: no HTTP response
+    error       text,
+    response    text,        -- the first 4 kB of the response body
+    PRIMARY KEY (event_id, endpoint_id, attempt)
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05);
+CREATE INDEX attempts_started ON outbox.attempts (started_at);
+
+-- claim() returns when each delivery was made (for commit-to-2xx latency);
+-- record() takes when each attempt started (for the history).
+DROP FUNCTION outbox.claim(integer, integer, bigint);
+DROP FUNCTION outbox.record(uuid[], integer[], integer[], text[], bigint[], integer[], text[], bigint[], text[]);

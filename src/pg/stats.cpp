@@ -1,0 +1,186 @@
+// Per-endpoint counters in shared memory, and the SQL functions that read
+// and reset them (stats.hpp says what is counted).
+//
+// A fixed table of slots, one per endpoint that has had attempts, found by
+// a linear search under one LWLock: there are few endpoints, and a worker
+// touches the table once per finished attempt. When every slot is taken,
+// the one used longest ago (an endpoint dropped since, most likely) is
+// given to the new endpoint.
+//
+// Plain PostgreSQL code, no C++ objects: errors simply propagate.
+#include "pg/stats.hpp"
+
+#include "pg/gucs.hpp"
+
+#include <cstring>
+
+extern "C" {
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "access/htup_details.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+}
+
+namespace outbox::pg {
+
+namespace {
+
+constexpr int kSlots = 256;
+constexpr const char* kTranche = "outbox stats";
+
+struct Slot {
+    int32 endpoint_id;
+    bool used;
+    TimestampTz last_used;
+    int32 in_flight[kMaxWorkers];
+    core::EndpointCounters counters;
+};
+
+struct SharedStats {
+    LWLock* lock;
+    TimestampTz reset_at;
+    Slot slots[kSlots];
+};
+
+SharedStats* stats = nullptr;
+
+// The endpoint's slot, taken (a free one, else the one used longest ago)
+// if it has none and `create`, which needs the lock held exclusively.
+Slot* slot_of(int32 endpoint_id, bool create) {
+    Slot* victim = nullptr;
+    for (Slot& s : stats->slots) {
+        if (s.used && s.endpoint_id == endpoint_id) return &s;
+        if (victim == nullptr || (victim->used && (!s.used || s.last_used < victim->last_used))) victim = &s;
+    }
+    if (!create) return nullptr;
+    memset(victim, 0, sizeof(Slot));
+    victim->used = true;
+    victim->endpoint_id = endpoint_id;
+    return victim;
+}
+
+Datum interval_of_us(int64 us) {
+    Interval* interval = static_cast<Interval*>(palloc0(sizeof(Interval)));
+    interval->time = us;
+    return IntervalPGetDatum(interval);
+}
+
+}  // namespace
+
+Size stats_shmem_size() { return MAXALIGN(sizeof(SharedStats)); }
+
+void stats_request_lock() { RequestNamedLWLockTranche(kTranche, 1); }
+
+void stats_shmem_init() {
+    bool found = false;
+    stats = static_cast<SharedStats*>(ShmemInitStruct("outbox stats", sizeof(SharedStats), &found));
+    if (!found) {
+        memset(stats, 0, sizeof(SharedStats));
+        stats->lock = &(GetNamedLWLockTranche(kTranche))->lock;
+        stats->reset_at = GetCurrentTimestamp();
+    }
+}
+
+core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, TimestampTz now, int64 latency_us,
+                                          int32* consecutive, TimestampTz* since) {
+    if (stats == nullptr) return core::HealthChange::None;
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    Slot* slot = slot_of(endpoint_id, true);
+    slot->last_used = now;
+    core::HealthChange change = core::count_attempt(slot->counters, success, now, latency_us);
+    *consecutive = static_cast<int32>(slot->counters.consecutive_failures);
+    *since = slot->counters.first_failure_us;
+    LWLockRelease(stats->lock);
+    return change;
+}
+
+void publish_in_flight(int slot_number, int32 endpoint_id, int32 n) {
+    if (stats == nullptr) return;
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    Slot* slot = slot_of(endpoint_id, n > 0);
+    if (slot != nullptr) {
+        slot->in_flight[slot_number] = n;
+        slot->last_used = GetCurrentTimestamp();
+    }
+    LWLockRelease(stats->lock);
+}
+
+void seed_endpoint_failing(int32 endpoint_id) {
+    if (stats == nullptr) return;
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    Slot* slot = slot_of(endpoint_id, true);
+    slot->last_used = GetCurrentTimestamp();
+    slot->counters.failing = true;
+    LWLockRelease(stats->lock);
+}
+
+}  // namespace outbox::pg
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(outbox_endpoint_counters);
+Datum outbox_endpoint_counters(PG_FUNCTION_ARGS) {
+    using namespace outbox::pg;
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+        elog(ERROR, "outbox.endpoint_counters() must return a composite type");
+    desc = BlessTupleDesc(desc);
+    Datum values[9] = {Int64GetDatum(0), Int64GetDatum(0), 0, 0, Int32GetDatum(0), Int32GetDatum(0), 0, 0, 0};
+    bool nulls[9] = {false, false, true, true, false, false, true, true, true};
+    if (stats != nullptr) {
+        int32 endpoint_id = PG_GETARG_INT32(0);
+        TimestampTz now = GetCurrentTimestamp();
+        LWLockAcquire(stats->lock, LW_SHARED);
+        values[8] = TimestampTzGetDatum(stats->reset_at);
+        nulls[8] = false;
+        if (const Slot* slot = slot_of(endpoint_id, false)) {
+            const outbox::core::EndpointCounters& c = slot->counters;
+            values[0] = Int64GetDatum(static_cast<int64>(c.delivered));
+            values[1] = Int64GetDatum(static_cast<int64>(c.failed_attempts));
+            if (c.last_success_us != 0) {
+                values[2] = TimestampTzGetDatum(c.last_success_us);
+                nulls[2] = false;
+            }
+            if (c.last_failure_us != 0) {
+                values[3] = TimestampTzGetDatum(c.last_failure_us);
+                nulls[3] = false;
+            }
+            values[4] = Int32GetDatum(static_cast<int32>(c.consecutive_failures));
+            int32 in_flight = 0;
+            for (int32 n : slot->in_flight) in_flight += n;
+            values[5] = Int32GetDatum(in_flight);
+            int64 now_s = now / USECS_PER_SEC;
+            if (auto p50 = outbox::core::latency_quantile(c.latency, now_s, 0.50)) {
+                values[6] = interval_of_us(*p50);
+                nulls[6] = false;
+            }
+            if (auto p99 = outbox::core::latency_quantile(c.latency, now_s, 0.99)) {
+                values[7] = interval_of_us(*p99);
+                nulls[7] = false;
+            }
+        }
+        LWLockRelease(stats->lock);
+    }
+    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+PG_FUNCTION_INFO_V1(outbox_stats_reset);
+Datum outbox_stats_reset(PG_FUNCTION_ARGS) {
+    using namespace outbox::pg;
+    if (stats == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("outbox statistics are kept only when the library is preloaded"),
+                        errhint("Add outbox to shared_preload_libraries and restart the server.")));
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    for (Slot& slot : stats->slots)
+        if (slot.used) outbox::core::reset_counters(slot.counters);
+    stats->reset_at = GetCurrentTimestamp();
+    LWLockRelease(stats->lock);
+    PG_RETURN_VOID();
+}
+
+}
