@@ -22,7 +22,7 @@ OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
 # with the library preloaded by test/regress.sh (not by `make installcheck`,
 # which would need a running server started by hand).
-REGRESS = schema enqueue dispatch endpoints security gucs operations restore
+REGRESS = schema enqueue dispatch endpoints security gucs operations policy restore
 # Isolation specs (specs/, expected/): concurrent claimers.
 ISOLATION = claim
 

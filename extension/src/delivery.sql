@@ -88,6 +88,7 @@ DECLARE
     done_keys text[];
     dead_events uuid[];
     dead_endpoints integer[];
+    failed_endpoints integer[];
     recorded integer;
 BEGIN
     WITH r AS (
@@ -129,8 +130,9 @@ BEGIN
            array_agg(u.endpoint_id) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
            array_agg(u.key) FILTER (WHERE u.key IS NOT NULL AND u.state <> 'pending'),
            array_agg(u.event_id) FILTER (WHERE u.state = 'dead'),
-           array_agg(u.endpoint_id) FILTER (WHERE u.state = 'dead')
-    INTO recorded, done_endpoints, done_keys, dead_events, dead_endpoints
+           array_agg(u.endpoint_id) FILTER (WHERE u.state = 'dead'),
+           array_agg(DISTINCT u.endpoint_id) FILTER (WHERE u.status NOT BETWEEN 200 AND 299 OR u.status IS NULL)
+    INTO recorded, done_endpoints, done_keys, dead_events, dead_endpoints, failed_endpoints
     FROM updated AS u;
 
     -- The next pending delivery of each finished key may go now. (A new
@@ -154,6 +156,17 @@ BEGIN
         JOIN outbox.events AS e ON e.id = x.event_id
         JOIN outbox.endpoints AS ep ON ep.id = x.endpoint_id
         WHERE e.topic NOT LIKE 'outbox.%';
+    END IF;
+
+    -- An endpoint whose every attempt has failed for its disable_after (it
+    -- is failing since then: outbox.note_endpoint_health) is disabled; its
+    -- deliveries wait until outbox.enable_endpoint().
+    IF failed_endpoints IS NOT NULL THEN
+        UPDATE outbox.endpoints AS ep
+        SET enabled = false, disabled_at = now(), updated_at = now(),
+            disabled_reason = format('every attempt has failed since %s (disable_after %s)',
+                                     ep.failing_since, ep.disable_after)
+        WHERE ep.id = ANY (failed_endpoints) AND ep.enabled AND ep.failing_since < now() - ep.disable_after;
     END IF;
     RETURN recorded;
 END

@@ -27,6 +27,7 @@ DECLARE
     from_txid xid8;
     from_seq  bigint;
     n         integer;
+    first_filter_errors text[];
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM outbox.endpoints AS ep
                    WHERE ep.enabled AND (ep.id <> 0 OR include_default)) THEN
@@ -60,7 +61,7 @@ BEGIN
 
     WITH candidates AS (
         (SELECT e.id, e.seq, e.txid, e.key, e.topic,
-                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about, e.payload
          FROM outbox.events AS e
          WHERE state.done_snapshot IS NOT NULL
            AND e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(state.done_snapshot)))
@@ -70,7 +71,7 @@ BEGIN
          LIMIT max_events)
         UNION ALL
         (SELECT e.id, e.seq, e.txid, e.key, e.topic,
-                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about, e.payload
          FROM outbox.events AS e
          WHERE (e.txid, e.seq) > (from_txid, from_seq)
            AND e.txid < pg_snapshot_xmax(state.target_snapshot)
@@ -79,6 +80,19 @@ BEGIN
          LIMIT max_events)
     ), batch AS (
         SELECT * FROM candidates ORDER BY txid, seq LIMIT max_events
+    ), routed AS (
+        -- Each event to every enabled endpoint whose topic patterns match,
+        -- and whose filter it passes (pass NULL: the filter failed on it).
+        SELECT b.id, ep.id AS endpoint_id, b.seq, b.key,
+               CASE WHEN ep.filter IS NULL THEN true
+                    ELSE jsonb_path_match(b.payload, ep.filter, '{}', true) END AS pass
+        FROM batch AS b
+        JOIN outbox.endpoints AS ep
+          ON ep.enabled
+         AND (ep.id <> 0 OR include_default)
+         AND outbox.topic_matches(ep.topics, b.topic)
+         -- An operational event is not sent to the endpoint it is about.
+         AND (b.about IS NULL OR b.about <> ep.name)
     ), inserted AS (
         -- A keyed delivery behind an earlier pending one of its key (in
         -- this batch or already queued) is parked: next_attempt_at
@@ -93,22 +107,33 @@ BEGIN
                                      WHERE p.state = 'pending' AND p.endpoint_id = m.endpoint_id
                                        AND p.key = m.key AND p.seq < m.seq))
                     THEN 'infinity'::timestamptz ELSE now() END
-        FROM (SELECT b.id, ep.id AS endpoint_id, b.seq, b.key,
-                     row_number() OVER (PARTITION BY ep.id, b.key ORDER BY b.seq) AS nth_of_key
-              FROM batch AS b
-              JOIN outbox.endpoints AS ep
-                ON ep.enabled
-               AND (ep.id <> 0 OR include_default)
-               AND outbox.topic_matches(ep.topics, b.topic)
-               -- An operational event is not sent to the endpoint it is about.
-               AND (b.about IS NULL OR b.about <> ep.name)) AS m
+        FROM (SELECT r.id, r.endpoint_id, r.seq, r.key,
+                     row_number() OVER (PARTITION BY r.endpoint_id, r.key ORDER BY r.seq) AS nth_of_key
+              FROM routed AS r
+              WHERE r.pass) AS m
         ON CONFLICT DO NOTHING
+    ), filter_failed AS (
+        -- A filter that fails on an event (a string compared with a number,
+        -- say) is no match; counted per endpoint, logged the first time.
+        UPDATE outbox.endpoints AS ep
+        SET filter_errors = ep.filter_errors + f.n
+        FROM (SELECT r.endpoint_id, count(*) AS n FROM routed AS r WHERE r.pass IS NULL GROUP BY 1) AS f
+        WHERE ep.id = f.endpoint_id
+        RETURNING ep.name, ep.filter, ep.filter_errors = f.n AS first
     )
     SELECT count(*),
            (array_agg(b.txid ORDER BY b.txid DESC, b.seq DESC))[1],
-           (array_agg(b.seq ORDER BY b.txid DESC, b.seq DESC))[1]
-    INTO n, last_txid, last_seq
+           (array_agg(b.seq ORDER BY b.txid DESC, b.seq DESC))[1],
+           (SELECT array_agg(format('"%s" (%s)', f.name, f.filter)) FROM filter_failed AS f WHERE f.first)
+    INTO n, last_txid, last_seq, first_filter_errors
     FROM batch AS b;
+
+    IF first_filter_errors IS NOT NULL THEN
+        RAISE LOG 'outbox: the filter of endpoint % failed on an event; such events are not delivered there',
+            array_to_string(first_filter_errors, ', ')
+            USING DETAIL = 'A filter that cannot be evaluated on a payload counts as no match. '
+                           'outbox.endpoint_status.filter_errors counts them.';
+    END IF;
 
     IF n < max_events THEN
         -- The pass is complete: everything visible in target is dispatched.

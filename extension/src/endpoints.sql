@@ -55,9 +55,50 @@ BEGIN
 END
 $$;
 
+-- The delivery policy of one endpoint, checked before anything is written.
+-- NULL: unchanged, or the outbox.* setting. A filter must be an SQL/JSON
+-- path predicate (it is tried on an empty payload).
+CREATE OR REPLACE FUNCTION outbox.check_endpoint_policy(max_attempts integer, retry_base interval,
+                                                        retry_max interval, filter jsonpath,
+                                                        disable_after interval)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF max_attempts NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'max_attempts must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_base <= interval '0' OR retry_max <= interval '0' THEN
+        RAISE EXCEPTION 'retry_base and retry_max must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_base > retry_max THEN
+        RAISE EXCEPTION 'retry_base (%) must not be longer than retry_max (%)', retry_base, retry_max
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF disable_after < interval '0' THEN
+        RAISE EXCEPTION 'disable_after must not be negative' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass interval ''0'' (or NULL to create_endpoint) to never disable the endpoint automatically.';
+    END IF;
+    IF filter IS NOT NULL THEN
+        BEGIN
+            PERFORM jsonb_path_match('{}'::jsonb, filter);
+        EXCEPTION WHEN data_exception THEN
+            RAISE EXCEPTION 'filter % is not a predicate', filter
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = format('Evaluating it gave: %s', SQLERRM),
+                      HINT = 'A filter is an SQL/JSON path predicate on the payload, such as ''$.total > 100'' or ''$.country == "NL"''.';
+        END;
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
                                        secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
-                                       timeout interval DEFAULT NULL)
+                                       timeout interval DEFAULT NULL, max_attempts integer DEFAULT NULL,
+                                       retry_base interval DEFAULT NULL, retry_max interval DEFAULT NULL,
+                                       filter jsonpath DEFAULT NULL,
+                                       disable_after interval DEFAULT '5 days')
 RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -79,41 +120,83 @@ BEGIN
     END IF;
     PERFORM outbox.check_endpoint(create_endpoint.url, create_endpoint.topics, create_endpoint.headers,
                                   create_endpoint.secret);
+    PERFORM outbox.check_endpoint_policy(create_endpoint.max_attempts, create_endpoint.retry_base,
+                                         create_endpoint.retry_max, create_endpoint.filter,
+                                         create_endpoint.disable_after);
     IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint.name) THEN
         RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint.name
             USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
     END IF;
     signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
-    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout)
+    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout, max_attempts, retry_base, retry_max,
+                                  filter, disable_after)
     VALUES (create_endpoint.name, create_endpoint.url, create_endpoint.topics,
-            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout)
+            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout, create_endpoint.max_attempts,
+            create_endpoint.retry_base, create_endpoint.retry_max, create_endpoint.filter,
+            NULLIF(create_endpoint.disable_after, interval '0'))
     RETURNING id INTO new_id;
     INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
     RETURN signing_secret;
 END
 $$;
 
+-- NULL: unchanged. `reset` names settings to put back to their defaults
+-- (max_attempts, retry_base, retry_max: the outbox.* settings; filter:
+-- none; disable_after: 5 days). disable_after => '0' never disables.
 CREATE OR REPLACE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
-                                      headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL)
+                                      headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL,
+                                      max_attempts integer DEFAULT NULL, retry_base interval DEFAULT NULL,
+                                      retry_max interval DEFAULT NULL, filter jsonpath DEFAULT NULL,
+                                      disable_after interval DEFAULT NULL, reset text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target integer := outbox.endpoint_id(alter_endpoint.name, true);
+    resettable constant text[] := '{max_attempts, retry_base, retry_max, filter, disable_after}';
+    current outbox.endpoints;
 BEGIN
     PERFORM outbox.refuse_default(target, 'alter',
         'The default endpoint is configured by outbox.url in postgresql.conf.');
     IF alter_endpoint.timeout <= interval '0' THEN
         RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF NOT (coalesce(alter_endpoint.reset, '{}') <@ resettable) THEN
+        RAISE EXCEPTION 'cannot reset %', (SELECT string_agg(r, ', ') FROM unnest(alter_endpoint.reset) AS r
+                                           WHERE r IS NULL OR r <> ALL (resettable))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'reset takes max_attempts, retry_base, retry_max, filter and disable_after.';
+    END IF;
     PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
+    SELECT * INTO current FROM outbox.endpoints AS ep WHERE ep.id = target;
+    -- The policy as it will be, checked whole (retry_base against retry_max).
+    PERFORM outbox.check_endpoint_policy(
+        coalesce(alter_endpoint.max_attempts, current.max_attempts),
+        CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL
+             ELSE coalesce(alter_endpoint.retry_base, current.retry_base) END,
+        CASE WHEN 'retry_max' = ANY (alter_endpoint.reset) THEN NULL
+             ELSE coalesce(alter_endpoint.retry_max, current.retry_max) END,
+        alter_endpoint.filter, alter_endpoint.disable_after);
     UPDATE outbox.endpoints AS ep
     SET url = COALESCE(alter_endpoint.url, ep.url),
         topics = COALESCE(alter_endpoint.topics, ep.topics),
         headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
                        ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
         timeout = COALESCE(alter_endpoint.timeout, ep.timeout),
+        max_attempts = CASE WHEN 'max_attempts' = ANY (alter_endpoint.reset) THEN NULL
+                            ELSE COALESCE(alter_endpoint.max_attempts, ep.max_attempts) END,
+        retry_base = CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL
+                          ELSE COALESCE(alter_endpoint.retry_base, ep.retry_base) END,
+        retry_max = CASE WHEN 'retry_max' = ANY (alter_endpoint.reset) THEN NULL
+                         ELSE COALESCE(alter_endpoint.retry_max, ep.retry_max) END,
+        filter = CASE WHEN 'filter' = ANY (alter_endpoint.reset) THEN NULL
+                      ELSE COALESCE(alter_endpoint.filter, ep.filter) END,
+        filter_errors = CASE WHEN 'filter' = ANY (alter_endpoint.reset) OR alter_endpoint.filter IS NOT NULL
+                             THEN 0 ELSE ep.filter_errors END,
+        disable_after = CASE WHEN 'disable_after' = ANY (alter_endpoint.reset) THEN interval '5 days'
+                             WHEN alter_endpoint.disable_after IS NULL THEN ep.disable_after
+                             ELSE NULLIF(alter_endpoint.disable_after, interval '0') END,
         updated_at = now()
     WHERE ep.id = target;
 END
@@ -243,21 +326,40 @@ BEGIN
 END
 $$;
 
--- Queue an endpoint's dead deliveries again (those that died since `since`,
--- or all). Returns how many.
-CREATE OR REPLACE FUNCTION outbox.redrive(endpoint text, since timestamptz DEFAULT NULL)
+-- Queue an endpoint's dead deliveries again: all of them, or those that
+-- died in [since, until) and whose last status is one of `statuses`:
+-- '500', '5xx' (any 5..), or 'none' (no HTTP response: a timeout, a
+-- network error, a refused address). Returns how many.
+--   SELECT outbox.redrive('billing', since => '02:00', until => '03:00', statuses => '{5xx}');
+CREATE OR REPLACE FUNCTION outbox.redrive(endpoint text, since timestamptz DEFAULT NULL,
+                                          until timestamptz DEFAULT NULL, statuses text[] DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target integer := outbox.endpoint_id(redrive.endpoint);
+    bad text;
     queued integer;
 BEGIN
+    SELECT s INTO bad FROM unnest(redrive.statuses) AS s
+    WHERE s IS NULL OR s !~ '^([1-5][0-9][0-9]|[1-5]xx|none)$' LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invalid status "%"', coalesce(bad, 'NULL') USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A status is a code (''503''), a class (''5xx'') or ''none'' (no HTTP response).';
+    END IF;
+    IF redrive.since >= redrive.until THEN
+        RAISE EXCEPTION 'since must be before until' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     UPDATE outbox.deliveries AS d
     SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
     WHERE d.endpoint_id = target AND d.state = 'dead'
-      AND (redrive.since IS NULL OR d.finished_at >= redrive.since);
+      AND (redrive.since IS NULL OR d.finished_at >= redrive.since)
+      AND (redrive.until IS NULL OR d.finished_at < redrive.until)
+      AND (redrive.statuses IS NULL
+           OR (d.last_status IS NULL AND 'none' = ANY (redrive.statuses))
+           OR d.last_status::text = ANY (redrive.statuses)
+           OR (d.last_status / 100)::text || 'xx' = ANY (redrive.statuses));
     GET DIAGNOSTICS queued = ROW_COUNT;
     PERFORM pg_notify(current_setting('outbox.channel'), '');
     RETURN queued;

@@ -40,7 +40,17 @@ CREATE TABLE outbox.endpoints (
     -- The first of its failed attempts in a row, once it counts as failing
     -- (outbox.note_endpoint_health); NULL: not failing. Not part of its
     -- configuration: changing it does not touch updated_at.
-    failing_since   timestamptz
+    failing_since   timestamptz,
+    -- Its delivery policy; NULL: the outbox.* setting (see create_endpoint).
+    max_attempts    integer     CHECK (max_attempts BETWEEN 1 AND 1000),
+    retry_base      interval    CHECK (retry_base > interval '0'),
+    retry_max       interval    CHECK (retry_max > interval '0'),
+    -- An SQL/JSON path predicate on the payload: events that do not match
+    -- get no delivery here; errors while evaluating it are counted.
+    filter          jsonpath,
+    filter_errors   bigint      NOT NULL DEFAULT 0,
+    -- Disabled once every attempt has failed for this long; NULL: never.
+    disable_after   interval    DEFAULT '5 days' CHECK (disable_after > interval '0')
 );
 CREATE SEQUENCE outbox.endpoints_id_seq AS integer START 1 OWNED BY outbox.endpoints.id;
 ALTER TABLE outbox.endpoints ALTER COLUMN id SET DEFAULT pg_catalog.nextval('outbox.endpoints_id_seq');

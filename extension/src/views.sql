@@ -7,7 +7,9 @@ SELECT ep.name,
        coalesce(st.dead, 0) AS dead, st.last_success_at, st.last_failure_at,
        (SELECT d.last_error FROM outbox.deliveries AS d
         WHERE d.endpoint_id = ep.id AND d.last_error IS NOT NULL
-        ORDER BY d.last_attempt_at DESC LIMIT 1) AS last_error
+        ORDER BY d.last_attempt_at DESC LIMIT 1) AS last_error,
+       ep.max_attempts, ep.retry_base, ep.retry_max, ep.filter, ep.filter_errors, ep.disable_after,
+       ep.failing_since
 FROM outbox.endpoints AS ep
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE d.state = 'pending') AS pending,

@@ -63,7 +63,10 @@ SELECT ep.id, ep.name, ep.url,
        (SELECT (EXTRACT(epoch FROM min(s.expires_at) - clock_timestamp()) * 1000)::int8
         FROM outbox.endpoint_secrets AS s
         WHERE s.endpoint_id = ep.id AND s.expires_at > now()),
-       ep.failing_since IS NOT NULL
+       ep.failing_since IS NOT NULL,
+       coalesce(ep.max_attempts, 0),
+       coalesce((EXTRACT(epoch FROM ep.retry_base) * 1000)::int4, 0),
+       coalesce((EXTRACT(epoch FROM ep.retry_max) * 1000)::int4, 0)
 FROM outbox.endpoints AS ep
 ORDER BY ep.id
 )sql";
@@ -270,6 +273,9 @@ int load_endpoints(MemoryContext out, EndpointRow** rows) {
         row.secrets_change_in_ms = isnull ? -1 : DatumGetInt64(change);
         Datum failing = SPI_getbinval(tuple, desc, 9, &isnull);
         row.failing = !isnull && DatumGetBool(failing);
+        row.max_attempts = column_int4(tuple, desc, 10);
+        row.retry_base_ms = column_int4(tuple, desc, 11);
+        row.retry_max_ms = column_int4(tuple, desc, 12);
     }
     MemoryContextSwitchTo(old);
     return n;

@@ -79,6 +79,9 @@ struct EndpointRow {
     char* secrets;       // valid secrets, newest first, separated by spaces, or nullptr
     int64 secrets_change_in_ms;  // until the next secret expires, -1: never
     bool failing;        // failing_since is set
+    int32 max_attempts;  // its retry policy; 0: the outbox.* setting
+    int32 retry_base_ms;
+    int32 retry_max_ms;
 };
 int load_endpoints(MemoryContext out, EndpointRow** rows);
 

@@ -114,6 +114,7 @@ struct Endpoint {
     std::vector<core::Header> headers;
     std::optional<milliseconds> timeout;
     bool enabled = true;
+    core::RetryPolicy retry;  // the outbox.* settings, with the endpoint's own where it has them
     std::size_t in_flight = 0;
     Clock::time_point paused_until{};  // Retry-After from a 429/503
 };
@@ -522,6 +523,11 @@ private:
                 }
             }
             e.headers = split_header_lines(row.header_lines);
+            e.retry = settings_.retry;
+            if (row.max_attempts > 0) e.retry.max_attempts = row.max_attempts;
+            if (row.retry_base_ms > 0) e.retry.base = milliseconds(row.retry_base_ms);
+            if (row.retry_max_ms > 0) e.retry.max = milliseconds(row.retry_max_ms);
+            e.retry.max = std::max(e.retry.max, e.retry.base);
             if (row.timeout_ms > 0) e.timeout = milliseconds(row.timeout_ms);
             if (row.secrets_change_in_ms >= 0)
                 secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
@@ -617,7 +623,8 @@ private:
             result.http_status = response.status;
             if (!response.retry_after.empty())
                 result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-            core::Decision decision = core::decide(settings_.retry, result, unit(rng_));
+            const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
+            core::Decision decision = core::decide(policy, result, unit(rng_));
             switch (decision.outcome) {
                 case core::Outcome::Delivered: f.state = "delivered"; break;
                 case core::Outcome::Dead: f.state = "dead"; break;
@@ -637,7 +644,7 @@ private:
             // this delivery.
             if ((response.status == 429 || response.status == 503) && result.retry_after &&
                 endpoint != endpoints_.end()) {
-                auto wait = core::clamp_retry_after(settings_.retry, *result.retry_after);
+                auto wait = core::clamp_retry_after(policy, *result.retry_after);
                 pause(endpoint->second, Clock::now() + wait);
                 auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
                 pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });

@@ -31,3 +31,15 @@ CREATE INDEX attempts_started ON outbox.attempts (started_at);
 -- record() takes when each attempt started (for the history).
 DROP FUNCTION outbox.claim(integer, integer, bigint);
 DROP FUNCTION outbox.record(uuid[], integer[], integer[], text[], bigint[], integer[], text[], bigint[], text[]);
+
+-- Per-endpoint control (endpoints.sql, dispatch.sql, delivery.sql).
+ALTER TABLE outbox.endpoints
+    ADD COLUMN max_attempts integer CHECK (max_attempts BETWEEN 1 AND 1000),
+    ADD COLUMN retry_base interval CHECK (retry_base > interval '0'),
+    ADD COLUMN retry_max interval CHECK (retry_max > interval '0'),
+    ADD COLUMN filter jsonpath,
+    ADD COLUMN filter_errors bigint NOT NULL DEFAULT 0,
+    ADD COLUMN disable_after interval DEFAULT '5 days' CHECK (disable_after > interval '0');
+DROP FUNCTION outbox.create_endpoint(text, text, text[], text, jsonb, interval);
+DROP FUNCTION outbox.alter_endpoint(text, text, text[], jsonb, interval);
+DROP FUNCTION outbox.redrive(text, timestamptz);
