@@ -5,14 +5,17 @@ TRUNCATE outbox.events, outbox.deliveries, outbox.attempts;
 
 -- The policy is stored and shown; NULL means the outbox.* setting.
 SELECT outbox.create_endpoint('billing', 'https://billing.example.com/', topics => '{order.*}',
-                              max_attempts => 3, retry_base => '2s', retry_max => '1 min',
+                              rate_limit => 20, max_in_flight => 4, max_attempts => 3, retry_base => '2s', retry_max => '1 min',
                               filter => '$.total > 100') ~ '^whsec_' AS created;
 SELECT outbox.create_endpoint('nl', 'https://nl.example.com/', topics => '{order.*}',
                               filter => '$.country == "NL"', disable_after => NULL) ~ '^whsec_' AS created;
-SELECT name, max_attempts, retry_base, retry_max, filter, disable_after FROM outbox.endpoint_status
-WHERE name IN ('billing', 'nl') ORDER BY name;
+SELECT name, rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter, disable_after
+FROM outbox.endpoint_status WHERE name IN ('billing', 'nl') ORDER BY name;
 
 -- Bad values are refused before anything is written.
+SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', rate_limit => 0);
+SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', rate_limit => 'Infinity');
+SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', max_in_flight => 0);
 SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', max_attempts => 0);
 SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', retry_base => '1 hour', retry_max => '1 min');
 SELECT outbox.create_endpoint('bad', 'https://bad.example.com/', retry_base => '-1s');
@@ -24,14 +27,14 @@ SELECT outbox.alter_endpoint('billing', reset => '{url}');
 SELECT count(*) AS endpoints FROM outbox.endpoints WHERE name = 'bad';
 
 -- alter_endpoint: NULL leaves a setting as it is; reset puts it back.
-SELECT outbox.alter_endpoint('billing', max_attempts => 5);
+SELECT outbox.alter_endpoint('billing', max_attempts => 5, rate_limit => 2.5);
 SELECT outbox.alter_endpoint('nl', disable_after => '1 hour');
-SELECT name, max_attempts, retry_base, filter, disable_after FROM outbox.endpoint_status
+SELECT name, rate_limit, max_in_flight, max_attempts, retry_base, filter, disable_after FROM outbox.endpoint_status
 WHERE name IN ('billing', 'nl') ORDER BY name;
-SELECT outbox.alter_endpoint('billing', reset => '{max_attempts, retry_base, retry_max, disable_after}');
+SELECT outbox.alter_endpoint('billing', reset => '{rate_limit, max_in_flight, max_attempts, retry_base, retry_max, disable_after}');
 SELECT outbox.alter_endpoint('nl', disable_after => '0');  -- never
-SELECT name, max_attempts, retry_base, retry_max, filter, disable_after FROM outbox.endpoint_status
-WHERE name IN ('billing', 'nl') ORDER BY name;
+SELECT name, rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter, disable_after
+FROM outbox.endpoint_status WHERE name IN ('billing', 'nl') ORDER BY name;
 
 -- Filters decide, after topic patterns, which endpoints get a delivery. A
 -- filter that cannot be evaluated on a payload (a string compared with a

@@ -58,7 +58,8 @@ $$;
 -- The delivery policy of one endpoint, checked before anything is written.
 -- NULL: unchanged, or the outbox.* setting. A filter must be an SQL/JSON
 -- path predicate (it is tried on an empty payload).
-CREATE OR REPLACE FUNCTION outbox.check_endpoint_policy(max_attempts integer, retry_base interval,
+CREATE OR REPLACE FUNCTION outbox.check_endpoint_policy(rate_limit double precision, max_in_flight integer,
+                                                        max_attempts integer, retry_base interval,
                                                         retry_max interval, filter jsonpath,
                                                         disable_after interval)
 RETURNS void
@@ -66,6 +67,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF rate_limit <= 0 OR rate_limit = 'Infinity' OR rate_limit = 'NaN' THEN
+        RAISE EXCEPTION 'rate_limit must be a positive number of requests per second'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass NULL (reset => ''{rate_limit}'') for no limit.';
+    END IF;
+    IF max_in_flight NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'max_in_flight must be between 1 and 10000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF max_attempts NOT BETWEEN 1 AND 1000 THEN
         RAISE EXCEPTION 'max_attempts must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -95,7 +103,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
                                        secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
-                                       timeout interval DEFAULT NULL, max_attempts integer DEFAULT NULL,
+                                       timeout interval DEFAULT NULL, rate_limit double precision DEFAULT NULL,
+                                       max_in_flight integer DEFAULT NULL, max_attempts integer DEFAULT NULL,
                                        retry_base interval DEFAULT NULL, retry_max interval DEFAULT NULL,
                                        filter jsonpath DEFAULT NULL,
                                        disable_after interval DEFAULT '5 days')
@@ -120,7 +129,8 @@ BEGIN
     END IF;
     PERFORM outbox.check_endpoint(create_endpoint.url, create_endpoint.topics, create_endpoint.headers,
                                   create_endpoint.secret);
-    PERFORM outbox.check_endpoint_policy(create_endpoint.max_attempts, create_endpoint.retry_base,
+    PERFORM outbox.check_endpoint_policy(create_endpoint.rate_limit, create_endpoint.max_in_flight,
+                                         create_endpoint.max_attempts, create_endpoint.retry_base,
                                          create_endpoint.retry_max, create_endpoint.filter,
                                          create_endpoint.disable_after);
     IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint.name) THEN
@@ -128,10 +138,11 @@ BEGIN
             USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
     END IF;
     signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
-    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout, max_attempts, retry_base, retry_max,
-                                  filter, disable_after)
+    INSERT INTO outbox.endpoints (name, url, topics, headers, timeout, rate_limit, max_in_flight, max_attempts,
+                                  retry_base, retry_max, filter, disable_after)
     VALUES (create_endpoint.name, create_endpoint.url, create_endpoint.topics,
-            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout, create_endpoint.max_attempts,
+            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout, create_endpoint.rate_limit,
+            create_endpoint.max_in_flight, create_endpoint.max_attempts,
             create_endpoint.retry_base, create_endpoint.retry_max, create_endpoint.filter,
             NULLIF(create_endpoint.disable_after, interval '0'))
     RETURNING id INTO new_id;
@@ -141,10 +152,12 @@ END
 $$;
 
 -- NULL: unchanged. `reset` names settings to put back to their defaults
--- (max_attempts, retry_base, retry_max: the outbox.* settings; filter:
--- none; disable_after: 5 days). disable_after => '0' never disables.
+-- (rate_limit: none; max_in_flight: a fair share; max_attempts, retry_base,
+-- retry_max: the outbox.* settings; filter: none; disable_after: 5 days).
+-- disable_after => '0' never disables.
 CREATE OR REPLACE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
                                       headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL,
+                                      rate_limit double precision DEFAULT NULL, max_in_flight integer DEFAULT NULL,
                                       max_attempts integer DEFAULT NULL, retry_base interval DEFAULT NULL,
                                       retry_max interval DEFAULT NULL, filter jsonpath DEFAULT NULL,
                                       disable_after interval DEFAULT NULL, reset text[] DEFAULT NULL)
@@ -154,7 +167,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target integer := outbox.endpoint_id(alter_endpoint.name, true);
-    resettable constant text[] := '{max_attempts, retry_base, retry_max, filter, disable_after}';
+    resettable constant text[] := '{rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter,
+                                    disable_after}';
     current outbox.endpoints;
 BEGIN
     PERFORM outbox.refuse_default(target, 'alter',
@@ -166,12 +180,13 @@ BEGIN
         RAISE EXCEPTION 'cannot reset %', (SELECT string_agg(r, ', ') FROM unnest(alter_endpoint.reset) AS r
                                            WHERE r IS NULL OR r <> ALL (resettable))
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'reset takes max_attempts, retry_base, retry_max, filter and disable_after.';
+                  HINT = 'reset takes rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter and disable_after.';
     END IF;
     PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
     SELECT * INTO current FROM outbox.endpoints AS ep WHERE ep.id = target;
     -- The policy as it will be, checked whole (retry_base against retry_max).
     PERFORM outbox.check_endpoint_policy(
+        alter_endpoint.rate_limit, alter_endpoint.max_in_flight,
         coalesce(alter_endpoint.max_attempts, current.max_attempts),
         CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL
              ELSE coalesce(alter_endpoint.retry_base, current.retry_base) END,
@@ -184,6 +199,10 @@ BEGIN
         headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
                        ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
         timeout = COALESCE(alter_endpoint.timeout, ep.timeout),
+        rate_limit = CASE WHEN 'rate_limit' = ANY (alter_endpoint.reset) THEN NULL
+                          ELSE COALESCE(alter_endpoint.rate_limit, ep.rate_limit) END,
+        max_in_flight = CASE WHEN 'max_in_flight' = ANY (alter_endpoint.reset) THEN NULL
+                             ELSE COALESCE(alter_endpoint.max_in_flight, ep.max_in_flight) END,
         max_attempts = CASE WHEN 'max_attempts' = ANY (alter_endpoint.reset) THEN NULL
                             ELSE COALESCE(alter_endpoint.max_attempts, ep.max_attempts) END,
         retry_base = CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL

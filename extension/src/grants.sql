@@ -14,8 +14,10 @@ GRANT USAGE ON SCHEMA outbox TO pg_monitor;
 GRANT SELECT ON outbox.stats TO pg_monitor;
 GRANT EXECUTE ON FUNCTION outbox.endpoint_counters(integer) TO outbox_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION
-    outbox.create_endpoint(text, text, text[], text, jsonb, interval, integer, interval, interval, jsonpath, interval),
-    outbox.alter_endpoint(text, text, text[], jsonb, interval, integer, interval, interval, jsonpath, interval, text[]),
+    outbox.create_endpoint(text, text, text[], text, jsonb, interval, double precision, integer, integer, interval,
+                           interval, jsonpath, interval),
+    outbox.alter_endpoint(text, text, text[], jsonb, interval, double precision, integer, integer, interval, interval,
+                          jsonpath, interval, text[]),
     outbox.rotate_secret(text, text, interval),
     outbox.disable_endpoint(text, text),
     outbox.enable_endpoint(text),

@@ -42,6 +42,11 @@ CREATE TABLE outbox.endpoints (
     -- configuration: changing it does not touch updated_at.
     failing_since   timestamptz,
     -- Its delivery policy; NULL: the outbox.* setting (see create_endpoint).
+    -- rate_limit (requests per second) and max_in_flight (requests at once)
+    -- hold across all workers; NULL: no limit, and a fair share of each
+    -- worker's outbox.max_in_flight.
+    rate_limit      double precision CHECK (rate_limit > 0),
+    max_in_flight   integer     CHECK (max_in_flight BETWEEN 1 AND 10000),
     max_attempts    integer     CHECK (max_attempts BETWEEN 1 AND 1000),
     retry_base      interval    CHECK (retry_base > interval '0'),
     retry_max       interval    CHECK (retry_max > interval '0'),

@@ -8,7 +8,8 @@ SELECT ep.name,
        (SELECT d.last_error FROM outbox.deliveries AS d
         WHERE d.endpoint_id = ep.id AND d.last_error IS NOT NULL
         ORDER BY d.last_attempt_at DESC LIMIT 1) AS last_error,
-       ep.max_attempts, ep.retry_base, ep.retry_max, ep.filter, ep.filter_errors, ep.disable_after,
+       ep.rate_limit, ep.max_in_flight, ep.max_attempts, ep.retry_base, ep.retry_max, ep.filter, ep.filter_errors,
+       ep.disable_after,
        ep.failing_since
 FROM outbox.endpoints AS ep
 LEFT JOIN LATERAL (

@@ -66,7 +66,9 @@ SELECT ep.id, ep.name, ep.url,
        ep.failing_since IS NOT NULL,
        coalesce(ep.max_attempts, 0),
        coalesce((EXTRACT(epoch FROM ep.retry_base) * 1000)::int4, 0),
-       coalesce((EXTRACT(epoch FROM ep.retry_max) * 1000)::int4, 0)
+       coalesce((EXTRACT(epoch FROM ep.retry_max) * 1000)::int4, 0),
+       coalesce(ep.rate_limit, 0),
+       coalesce(ep.max_in_flight, 0)
 FROM outbox.endpoints AS ep
 ORDER BY ep.id
 )sql";
@@ -276,6 +278,9 @@ int load_endpoints(MemoryContext out, EndpointRow** rows) {
         row.max_attempts = column_int4(tuple, desc, 10);
         row.retry_base_ms = column_int4(tuple, desc, 11);
         row.retry_max_ms = column_int4(tuple, desc, 12);
+        Datum rate = SPI_getbinval(tuple, desc, 13, &isnull);
+        row.rate_limit = isnull ? 0 : DatumGetFloat8(rate);
+        row.max_in_flight = column_int4(tuple, desc, 14);
     }
     MemoryContextSwitchTo(old);
     return n;

@@ -82,6 +82,8 @@ struct EndpointRow {
     int32 max_attempts;  // its retry policy; 0: the outbox.* setting
     int32 retry_base_ms;
     int32 retry_max_ms;
+    double rate_limit;    // requests per second; 0: none
+    int32 max_in_flight;  // across workers; 0: a fair share
 };
 int load_endpoints(MemoryContext out, EndpointRow** rows);
 

@@ -1,6 +1,7 @@
 #include "pg/shmem.hpp"
 
 #include "pg/gucs.hpp"
+#include "pg/limits.hpp"
 #include "pg/stats.hpp"
 
 extern "C" {
@@ -29,8 +30,9 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 void request_shmem() {
     if (prev_shmem_request_hook) prev_shmem_request_hook();
-    RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)) + stats_shmem_size());
+    RequestAddinShmemSpace(MAXALIGN(sizeof(SharedState)) + stats_shmem_size() + limits_shmem_size());
     stats_request_lock();
+    limits_request_lock();
 }
 
 void startup_shmem() {
@@ -43,6 +45,7 @@ void startup_shmem() {
         SpinLockInit(&shared->mutex);
     }
     stats_shmem_init();
+    limits_shmem_init();
     LWLockRelease(AddinShmemInitLock);
 }
 

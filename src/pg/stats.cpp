@@ -1,15 +1,14 @@
 // Per-endpoint counters in shared memory, and the SQL functions that read
 // and reset them (stats.hpp says what is counted).
 //
-// A fixed table of slots, one per endpoint that has had attempts, found by
-// a linear search under one LWLock: there are few endpoints, and a worker
-// touches the table once per finished attempt. When every slot is taken,
-// the one used longest ago (an endpoint dropped since, most likely) is
-// given to the new endpoint.
+// A table of slots, one per endpoint that has had attempts
+// (endpoint_slots.hpp), under one LWLock: a worker touches it once per
+// finished attempt.
 //
 // Plain PostgreSQL code, no C++ objects: errors simply propagate.
 #include "pg/stats.hpp"
 
+#include "pg/endpoint_slots.hpp"
 #include "pg/gucs.hpp"
 
 #include <cstring>
@@ -48,21 +47,6 @@ struct SharedStats {
 
 SharedStats* stats = nullptr;
 
-// The endpoint's slot, taken (a free one, else the one used longest ago)
-// if it has none and `create`, which needs the lock held exclusively.
-Slot* slot_of(int32 endpoint_id, bool create) {
-    Slot* victim = nullptr;
-    for (Slot& s : stats->slots) {
-        if (s.used && s.endpoint_id == endpoint_id) return &s;
-        if (victim == nullptr || (victim->used && (!s.used || s.last_used < victim->last_used))) victim = &s;
-    }
-    if (!create) return nullptr;
-    memset(victim, 0, sizeof(Slot));
-    victim->used = true;
-    victim->endpoint_id = endpoint_id;
-    return victim;
-}
-
 Datum interval_of_us(int64 us) {
     Interval* interval = static_cast<Interval*>(palloc0(sizeof(Interval)));
     interval->time = us;
@@ -89,8 +73,7 @@ core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, Times
                                           int32* consecutive, TimestampTz* since) {
     if (stats == nullptr) return core::HealthChange::None;
     LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-    Slot* slot = slot_of(endpoint_id, true);
-    slot->last_used = now;
+    Slot* slot = endpoint_slot(stats->slots, endpoint_id, now, true);
     core::HealthChange change = core::count_attempt(slot->counters, success, now, latency_us);
     *consecutive = static_cast<int32>(slot->counters.consecutive_failures);
     *since = slot->counters.first_failure_us;
@@ -101,19 +84,15 @@ core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, Times
 void publish_in_flight(int slot_number, int32 endpoint_id, int32 n) {
     if (stats == nullptr) return;
     LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-    Slot* slot = slot_of(endpoint_id, n > 0);
-    if (slot != nullptr) {
-        slot->in_flight[slot_number] = n;
-        slot->last_used = GetCurrentTimestamp();
-    }
+    Slot* slot = endpoint_slot(stats->slots, endpoint_id, GetCurrentTimestamp(), n > 0);
+    if (slot != nullptr) slot->in_flight[slot_number] = n;
     LWLockRelease(stats->lock);
 }
 
 void seed_endpoint_failing(int32 endpoint_id) {
     if (stats == nullptr) return;
     LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-    Slot* slot = slot_of(endpoint_id, true);
-    slot->last_used = GetCurrentTimestamp();
+    Slot* slot = endpoint_slot(stats->slots, endpoint_id, GetCurrentTimestamp(), true);
     slot->counters.failing = true;
     LWLockRelease(stats->lock);
 }
@@ -137,7 +116,7 @@ Datum outbox_endpoint_counters(PG_FUNCTION_ARGS) {
         LWLockAcquire(stats->lock, LW_SHARED);
         values[8] = TimestampTzGetDatum(stats->reset_at);
         nulls[8] = false;
-        if (const Slot* slot = slot_of(endpoint_id, false)) {
+        if (const Slot* slot = endpoint_slot(stats->slots, endpoint_id, now, false)) {
             const outbox::core::EndpointCounters& c = slot->counters;
             values[0] = Int64GetDatum(static_cast<int64>(c.delivered));
             values[1] = Int64GetDatum(static_cast<int64>(c.failed_attempts));

@@ -13,6 +13,7 @@
 #include "pg/compat.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
+#include "pg/limits.hpp"
 #include "pg/prune.hpp"
 #include "pg/queue.hpp"
 #include "pg/replan.hpp"
@@ -40,6 +41,7 @@ extern "C" {
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <chrono>
 #include <ctime>
@@ -65,6 +67,7 @@ constexpr int kPruneBatch = 1000;
 constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size"; not worth a lock
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
+constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
 
 struct InFlight {
     std::string event_id;
@@ -72,6 +75,7 @@ struct InFlight {
     int32 attempt;
     TimestampTz created_at;  // the delivery's, just after its event's commit
     TimestampTz started_at = 0;  // when its request started
+    bool limited = false;        // counted by limits_try_start(): limits_finish() when done
 };
 
 // An endpoint became failing or recovered (stats.hpp); told in the next
@@ -115,6 +119,9 @@ struct Endpoint {
     std::optional<milliseconds> timeout;
     bool enabled = true;
     core::RetryPolicy retry;  // the outbox.* settings, with the endpoint's own where it has them
+    double rate_limit = 0;    // requests per second, all workers together; 0: none
+    int32 max_in_flight = 0;  // requests at once, all workers together; 0: a fair share of this worker's
+    Clock::time_point held_until{};  // a limit holds its requests back until then
     std::size_t in_flight = 0;
     Clock::time_point paused_until{};  // Retry-After from a 429/503
 };
@@ -153,6 +160,9 @@ public:
         query_cxt_ = pg_call([] {
             return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
         });
+        // Requests a previous run of this slot counted against endpoint
+        // limits ended with it.
+        pg_call([&] { limits_forget_worker(slot_); });
         wait_set_ = pg_call([&] {
             WaitEventSet* set = compat::create_process_wait_event_set(3);
             AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
@@ -249,6 +259,23 @@ private:
         return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
     }
 
+    // How many requests of `e` this worker may have running: its own
+    // max_in_flight (which limits_try_start() holds across workers), else
+    // the fair share `fair`.
+    std::size_t cap_of(const Endpoint& e, std::size_t fair) const {
+        if (e.max_in_flight <= 0) return fair;
+        return std::min(static_cast<std::size_t>(e.max_in_flight), static_cast<std::size_t>(settings_.max_in_flight));
+    }
+
+    // How many claims of `e` may wait for a request slot: a batch, or for a
+    // rate-limited endpoint what it may be sent in a second, so that claims
+    // do not wait out their lease behind the limit.
+    std::size_t claim_window_of(const Endpoint& e, std::size_t fair) const {
+        std::size_t window = claim_window(cap_of(e, fair));
+        if (e.rate_limit > 0) window = std::min(window, static_cast<std::size_t>(std::ceil(e.rate_limit)) + 1);
+        return window;
+    }
+
     // Which endpoints to claim for now, and at most how many each: what
     // their share of max_in_flight leaves free. A busy worker still claims in
     // batches, because it claims when it records, and it records what
@@ -263,7 +290,7 @@ private:
         for (const auto& [id, e] : endpoints_) {
             if (!sendable(e, now)) continue;
             std::size_t held = e.in_flight + ready_of(id);
-            std::size_t window = claim_window(cap);
+            std::size_t window = claim_window_of(e, cap);
             std::size_t free = held >= window ? 0 : window - held;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
@@ -304,6 +331,7 @@ private:
     // to its share). A claim that can no longer be sent in time, or whose
     // endpoint is paused, disabled or gone, is handed back (unsent_).
     void start_ready() {
+        limits_wake_ = Clock::time_point::max();
         if (ready_.empty()) return;
         auto now = Clock::now();
         std::size_t cap = endpoint_cap();
@@ -315,8 +343,14 @@ private:
                 Ready& r = queue.front();
                 bool usable = endpoint != endpoints_.end() && sendable(endpoint->second, now) && now < r.start_by;
                 if (usable) {
-                    if (endpoint->second.in_flight >= cap || client_.in_flight() >= max) break;
-                    endpoint->second.in_flight++;
+                    Endpoint& e = endpoint->second;
+                    if (e.in_flight >= cap_of(e, cap) || client_.in_flight() >= max) break;
+                    if (!admit(e, now)) {
+                        limits_wake_ = std::min(limits_wake_, e.held_until);
+                        break;
+                    }
+                    r.delivery.limited = e.rate_limit > 0 || e.max_in_flight > 0;
+                    e.in_flight++;
                     r.delivery.started_at = GetCurrentTimestamp();
                     in_flight_.emplace(r.request.tag, std::move(r.delivery));
                     client_.start(std::move(r.request));
@@ -331,6 +365,20 @@ private:
         // Put them on the wire now: they travel while the worker is in its
         // next transaction, instead of waiting for the loop to come round.
         if (started) client_.perform();
+    }
+
+    // Whether the endpoint's limits (rate_limit, max_in_flight, across
+    // workers) let one more request start now. If not, the endpoint is held
+    // until the rate allows one, or for a moment when other workers' requests
+    // fill max_in_flight (they tell nobody when one finishes).
+    bool admit(Endpoint& e, Clock::time_point now) {
+        if (e.rate_limit <= 0 && e.max_in_flight <= 0) return true;
+        if (now < e.held_until) return false;
+        int64 retry_in_us = 0;
+        if (pg_call([&] { return limits_try_start(slot_, e.id, e.rate_limit, e.max_in_flight, &retry_in_us); }))
+            return true;
+        e.held_until = now + (retry_in_us > 0 ? std::chrono::microseconds(retry_in_us) : kLimitRecheck);
+        return false;
     }
 
     // A pause another worker was asked for (429/503 Retry-After) holds here
@@ -528,6 +576,8 @@ private:
             if (row.retry_base_ms > 0) e.retry.base = milliseconds(row.retry_base_ms);
             if (row.retry_max_ms > 0) e.retry.max = milliseconds(row.retry_max_ms);
             e.retry.max = std::max(e.retry.max, e.retry.base);
+            e.rate_limit = row.rate_limit;
+            e.max_in_flight = row.max_in_flight;
             if (row.timeout_ms > 0) e.timeout = milliseconds(row.timeout_ms);
             if (row.secrets_change_in_ms >= 0)
                 secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
@@ -535,6 +585,7 @@ private:
             if (auto old = endpoints_.find(e.id); old != endpoints_.end()) {
                 e.in_flight = old->second.in_flight;
                 e.paused_until = old->second.paused_until;
+                e.held_until = old->second.held_until;
             }
             fresh.emplace(e.id, std::move(e));
         }
@@ -618,6 +669,7 @@ private:
             in_flight_.erase(it);
             auto endpoint = endpoints_.find(f.delivery.endpoint_id);
             if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
+            if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
             core::AttemptResult result;
             result.attempt = f.delivery.attempt;
             result.http_status = response.status;
@@ -786,7 +838,7 @@ private:
     long wait_timeout_ms() {
         auto now = Clock::now();
         if (now >= error_until_ && should_transact()) return 0;
-        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_});
+        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_, limits_wake_});
         if (!finished_.empty()) deadline = std::min(deadline, oldest_finished_ + kFlushDelay);
         if (now < error_until_) deadline = std::max(deadline, error_until_);
         auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
@@ -846,6 +898,7 @@ private:
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     std::vector<HealthNote> health_;      // endpoint health changes to tell
     std::map<int32, int32> published_in_flight_;
+    Clock::time_point limits_wake_ = Clock::time_point::max();  // when a held endpoint may start again
     Clock::time_point oldest_finished_{};
     Clock::time_point claim_deadline_ = Clock::now();
     // Housekeeping is worker 0's (see prune()); the others never get to it.

@@ -34,6 +34,8 @@ DROP FUNCTION outbox.record(uuid[], integer[], integer[], text[], bigint[], inte
 
 -- Per-endpoint control (endpoints.sql, dispatch.sql, delivery.sql).
 ALTER TABLE outbox.endpoints
+    ADD COLUMN rate_limit double precision CHECK (rate_limit > 0),
+    ADD COLUMN max_in_flight integer CHECK (max_in_flight BETWEEN 1 AND 10000),
     ADD COLUMN max_attempts integer CHECK (max_attempts BETWEEN 1 AND 1000),
     ADD COLUMN retry_base interval CHECK (retry_base > interval '0'),
     ADD COLUMN retry_max interval CHECK (retry_max > interval '0'),
