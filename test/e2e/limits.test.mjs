@@ -40,7 +40,7 @@ describe('per-endpoint control', () => {
     for (const s of sinks) await s.close();
   });
 
-  test('rate_limit: 50/s, summed over both workers, evenly, while an endpoint without a limit drains alongside', async () => {
+  test('rate_limit: 50/s, summed over both workers, evenly, while an endpoint without a limit drains alongside', async (t) => {
     const slow = await sink();
     const fast = await sink();
     await cluster.query("SELECT outbox.create_endpoint('slow', $1, topics => '{slow.*}', rate_limit => 50)", [slow.url]);
@@ -71,9 +71,11 @@ describe('per-endpoint control', () => {
       perSecondCounts.set(second, (perSecondCounts.get(second) ?? 0) + 1);
     }
     assert.ok(Math.max(...perSecondCounts.values()) <= 60, `at most 60 in any second: ${[...perSecondCounts.values()]}`);
+    t.diagnostic(`limited: ${inWindow} requests in the 10 s window (${inWindow / 10}/s), per second ${[...perSecondCounts.values()]}; ` +
+                 `unlimited: ${fastIds.length} in ${(fastDone - t0) / 1000} s; ${perSecond} transactions/s while only the limited one had work`);
   });
 
-  test('max_in_flight: at most 3 requests at once, across both workers', async () => {
+  test('max_in_flight: at most 3 requests at once, across both workers', async (t) => {
     let active = 0;
     let most = 0;
     const narrow = await sink({
@@ -88,6 +90,7 @@ describe('per-endpoint control', () => {
     const ids = await enqueue('narrow.call', 60);
     await narrow.waitForIds(ids, { timeout: 30000 });
     assert.equal(most, 3, `at most 3 at once, and 3 were reached (${most})`);
+    t.diagnostic(`at most ${most} requests at once`);
   });
 
   test('the endpoint\'s own retry policy: max_attempts and retry_base instead of the outbox.* settings', async () => {
