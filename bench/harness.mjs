@@ -13,9 +13,11 @@ import { measureSinkBaseline } from './sink-baseline.mjs';
 import { measureMicro } from './micro.mjs';
 import { measureEnqueueOverhead } from './enqueue-overhead.mjs';
 import { measureClaimCost } from './claim-cost.mjs';
+import { measureStats } from './stats.mjs';
 import { measureDrain } from './drain.mjs';
 import { measurePrune } from './prune.mjs';
 import { measureFanout } from './fanout.mjs';
+import { measureAttempts } from './attempts.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
 import { measureLatency } from './latency.mjs';
@@ -33,9 +35,11 @@ const phases = [
   ['micro', measureMicro],
   ['enqueue', measureEnqueueOverhead],
   ['claim', measureClaimCost],
+  ['stats', measureStats],
   ['drain', measureDrain],
   ['prune', measurePrune],
   ['fanout', measureFanout],
+  ['attempts', measureAttempts],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],
   ['latency', measureLatency],

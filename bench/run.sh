@@ -7,8 +7,8 @@
 #   --quick    the same at a smaller scale, about five minutes
 #   --full     1M-event drain, more and longer rounds
 #   --no-build use the installed extension and the built micro_bench as they are
-#   --only=a,b run only some measurements: sink micro enqueue claim drain prune
-#              fanout load pollingDrain latency (prune needs drain)
+#   --only=a,b run only some measurements: sink micro enqueue claim stats drain
+#              prune fanout attempts load pollingDrain latency (prune needs drain)
 #
 # Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools; npm:
 # package.json), builds and installs the extension, then runs everything on

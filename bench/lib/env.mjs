@@ -31,6 +31,7 @@ const scales = {
     latencyLowCount: 1000, latencyHighSeconds: 5,
     pollingDrainEvents: 20_000, fanoutEvents: 33_334, loadCatchUpS: 60,
     wrkSeconds: 3, microMinTime: 0.2,
+    statsPending: 100_000, attemptsEvents: 50_000, attemptsPairs: 2,
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -40,6 +41,7 @@ const scales = {
     latencyLowCount: 3000, latencyHighSeconds: 15,
     pollingDrainEvents: 50_000, fanoutEvents: 33_334, loadCatchUpS: 120,
     wrkSeconds: 5, microMinTime: 0.5,
+    statsPending: 1_000_000, attemptsEvents: 100_000, attemptsPairs: 4,
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -49,6 +51,7 @@ const scales = {
     latencyLowCount: 6000, latencyHighSeconds: 30,
     pollingDrainEvents: 100_000, fanoutEvents: 333_334, loadCatchUpS: 300,
     wrkSeconds: 10, microMinTime: 1,
+    statsPending: 1_000_000, attemptsEvents: 300_000, attemptsPairs: 4,
   },
 };
 export const scale = scales[env.mode] ?? scales.default;

@@ -57,8 +57,18 @@ export async function tableSizes(client) {
 }
 
 // Empties the queue (and resets dispatch's progress) between measurements.
+// A (paused) worker may be dispatching or pruning just then, and TRUNCATE
+// can lose a deadlock against it: tried again a few times.
 export async function resetQueue(client) {
-  await client.query('TRUNCATE outbox.events, outbox.deliveries');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query('TRUNCATE outbox.events, outbox.deliveries');
+      break;
+    } catch (err) {
+      if (err.code !== '40P01' || attempt >= 5) throw err;
+      await sleep(200);
+    }
+  }
   await client.query(`UPDATE outbox.dispatch_state
                       SET done_snapshot = NULL, target_snapshot = NULL, cursor_txid = NULL, cursor_seq = NULL`);
 }
