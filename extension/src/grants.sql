@@ -16,7 +16,7 @@ GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpo
 TO outbox_admin;
 GRANT USAGE ON SCHEMA outbox TO pg_monitor;
 GRANT SELECT ON outbox.stats TO pg_monitor;
-GRANT EXECUTE ON FUNCTION outbox.endpoint_counters(integer) TO outbox_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION outbox.endpoint_counters(integer), outbox.endpoint_gauges(integer) TO outbox_admin, pg_monitor;
 GRANT EXECUTE ON FUNCTION
     outbox.create_endpoint(text, text, text[], text, jsonb, interval, double precision, integer, integer, interval,
                            interval, jsonpath, interval),

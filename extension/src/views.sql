@@ -40,12 +40,5 @@ SELECT ep.name AS endpoint,
        c.latency_p50, c.latency_p99, c.stats_reset,
        ep.enabled, ep.failing_since
 FROM outbox.endpoints AS ep
-LEFT JOIN LATERAL (
-    SELECT count(*) AS pending,
-           count(*) FILTER (WHERE d.next_attempt_at <= now()) AS due,
-           count(*) FILTER (WHERE d.next_attempt_at > now() AND d.next_attempt_at < 'infinity') AS waiting,
-           min(d.next_attempt_at) FILTER (WHERE d.next_attempt_at <= now()) AS oldest_due
-    FROM outbox.deliveries AS d
-    WHERE d.state = 'pending' AND d.endpoint_id = ep.id
-) AS g ON true
+CROSS JOIN LATERAL outbox.endpoint_gauges(ep.id) AS g
 CROSS JOIN LATERAL outbox.endpoint_counters(ep.id) AS c;
