@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { env, scale, PAYLOAD } from './lib/env.mjs';
-import { connect, resetQueue } from './lib/pg.mjs';
+import { connect, dispatchAll, resetQueue } from './lib/pg.mjs';
 import { pgbench } from './lib/pgbench.mjs';
 
 const KEYS = 10_000;
@@ -35,15 +35,7 @@ async function build(client, n, keyed) {
   await client.query(
     `SELECT count(outbox.enqueue('bench.claim', $1::jsonb, key => CASE WHEN $3 THEN 'k' || (g % ${KEYS}) END))
      FROM generate_series(1, $2::int) AS g`, [PAYLOAD, n, keyed]);
-  // dispatch() in the worker's batch size (10 × outbox.batch_size), each
-  // batch its own transaction, as the worker does.
-  await client.query(`DO $$
-    BEGIN
-      FOR i IN 1..100000 LOOP
-        EXIT WHEN outbox.dispatch(1000) < 1000;
-        COMMIT;
-      END LOOP;
-    END $$`);
+  await dispatchAll(client);
   await client.query('VACUUM ANALYZE outbox.events, outbox.deliveries');
   const { rows } = await client.query(
     "SELECT count(*)::int AS n FROM outbox.deliveries WHERE state = 'pending'");

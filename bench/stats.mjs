@@ -13,7 +13,7 @@
 // heap pages it touched and how long JIT compilation took; the vacuumed
 // reads are repeated with jit = off to show JIT's share.
 import { scale, PAYLOAD } from './lib/env.mjs';
-import { connect, one, resetQueue, setSystem } from './lib/pg.mjs';
+import { connect, dispatchAll, one, resetQueue, setSystem } from './lib/pg.mjs';
 import { median } from './lib/stats.mjs';
 
 const READS = 20;
@@ -24,15 +24,8 @@ async function build(client, n) {
   await resetQueue(client);
   await client.query(`SELECT count(outbox.enqueue('bench.stats', $1::jsonb)) FROM generate_series(1, $2::int)`,
                      [PAYLOAD, n]);
-  // dispatch() in the worker's batch size, each batch its own transaction.
   // (The paused worker may dispatch some too: dispatch_state serializes.)
-  await client.query(`DO $$
-    BEGIN
-      FOR i IN 1..100000 LOOP
-        EXIT WHEN outbox.dispatch(1000) < 1000;
-        COMMIT;
-      END LOOP;
-    END $$`);
+  await dispatchAll(client);
   const r = await one(client, "SELECT count(*)::int AS n FROM outbox.deliveries WHERE state = 'pending'");
   if (r.n !== n) throw new Error(`stats setup made ${r.n} pending deliveries, wanted ${n}`);
 }

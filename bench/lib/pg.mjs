@@ -74,3 +74,16 @@ export async function resetQueue(client) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Turns every committed event into deliveries now, as the worker would:
+// dispatch() in the worker's batch size (10 × outbox.batch_size), each batch
+// its own transaction.
+export async function dispatchAll(client) {
+  await client.query(`DO $$
+    BEGIN
+      FOR i IN 1..100000 LOOP
+        EXIT WHEN outbox.dispatch(1000) < 1000;
+        COMMIT;
+      END LOOP;
+    END $$`);
+}

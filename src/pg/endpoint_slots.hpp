@@ -8,6 +8,8 @@
 extern "C" {
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 }
 
 #include <cstring>
@@ -33,6 +35,20 @@ Slot* endpoint_slot(Slot (&slots)[N], int32 endpoint_id, TimestampTz now, bool t
     victim->endpoint_id = endpoint_id;
     victim->last_used = now;
     return victim;
+}
+
+// In the shared-memory startup hook: finds the shared struct `name`, or
+// creates it zeroed with the lock of the named `tranche` in its `lock`
+// member. Returns whether it was created.
+template <typename Shared>
+bool attach_shared(Shared** out, const char* name, const char* tranche) {
+    bool found = false;
+    *out = static_cast<Shared*>(ShmemInitStruct(name, sizeof(Shared), &found));
+    if (!found) {
+        memset(static_cast<void*>(*out), 0, sizeof(Shared));
+        (*out)->lock = &(GetNamedLWLockTranche(tranche))->lock;
+    }
+    return !found;
 }
 
 }  // namespace outbox::pg

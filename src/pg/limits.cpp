@@ -45,14 +45,7 @@ Size limits_shmem_size() { return MAXALIGN(sizeof(SharedLimits)); }
 
 void limits_request_lock() { RequestNamedLWLockTranche(kTranche, 1); }
 
-void limits_shmem_init() {
-    bool found = false;
-    limits = static_cast<SharedLimits*>(ShmemInitStruct("outbox limits", sizeof(SharedLimits), &found));
-    if (!found) {
-        memset(limits, 0, sizeof(SharedLimits));
-        limits->lock = &(GetNamedLWLockTranche(kTranche))->lock;
-    }
-}
+void limits_shmem_init() { attach_shared(&limits, "outbox limits", kTranche); }
 
 bool limits_try_start(int worker, int32 endpoint_id, double rate, int32 max_in_flight, int64* retry_in_us) {
     *retry_in_us = 0;

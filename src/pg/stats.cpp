@@ -60,13 +60,7 @@ Size stats_shmem_size() { return MAXALIGN(sizeof(SharedStats)); }
 void stats_request_lock() { RequestNamedLWLockTranche(kTranche, 1); }
 
 void stats_shmem_init() {
-    bool found = false;
-    stats = static_cast<SharedStats*>(ShmemInitStruct("outbox stats", sizeof(SharedStats), &found));
-    if (!found) {
-        memset(stats, 0, sizeof(SharedStats));
-        stats->lock = &(GetNamedLWLockTranche(kTranche))->lock;
-        stats->reset_at = GetCurrentTimestamp();
-    }
+    if (attach_shared(&stats, "outbox stats", kTranche)) stats->reset_at = GetCurrentTimestamp();
 }
 
 core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, TimestampTz now, int64 latency_us,
