@@ -11,7 +11,7 @@ MODULE_big = outbox
 # upgrade step; everything that can be replaced (functions, triggers, views,
 # grants) is written once and run by both. Released scripts are kept as they
 # shipped.
-SQL_REPLACEABLE = $(addprefix extension/src/, dispatch.sql delivery.sql endpoints.sql operations.sql restore.sql views.sql grants.sql)
+SQL_REPLACEABLE = $(addprefix extension/src/, dispatch.sql delivery.sql endpoints.sql operations.sql idempotency.sql restore.sql views.sql grants.sql)
 DATA_built = extension/outbox--$(EXTVERSION).sql extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built), $(wildcard extension/outbox--*.sql))
 
@@ -22,9 +22,9 @@ OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
 # with the library preloaded by test/regress.sh (not by `make installcheck`,
 # which would need a running server started by hand).
-REGRESS = schema enqueue dispatch endpoints security gucs operations policy restore
+REGRESS = schema enqueue dispatch endpoints security gucs operations policy idempotency restore
 # Isolation specs (specs/, expected/): concurrent claimers.
-ISOLATION = claim
+ISOLATION = claim idempotency_concurrent
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++20 -Isrc -DOUTBOX_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register

@@ -6,9 +6,13 @@ REVOKE ALL ON ALL TABLES IN SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA outbox FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA outbox FROM PUBLIC;
 GRANT USAGE ON SCHEMA outbox TO outbox_writer, outbox_admin;
-GRANT EXECUTE ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) TO outbox_writer, outbox_admin;
+GRANT EXECUTE ON FUNCTION
+    outbox.enqueue(text, jsonb, text, jsonb, uuid),
+    outbox.idempotency_begin(text, text, interval, boolean),
+    outbox.idempotency_complete(text, jsonb)
+TO outbox_writer, outbox_admin;
 GRANT SELECT ON outbox.events, outbox.deliveries, outbox.endpoints, outbox.endpoint_status, outbox.attempts,
-                outbox.stats
+                outbox.stats, outbox.idempotency_keys
 TO outbox_admin;
 GRANT USAGE ON SCHEMA outbox TO pg_monitor;
 GRANT SELECT ON outbox.stats TO pg_monitor;

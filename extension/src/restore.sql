@@ -26,6 +26,7 @@ SELECT pg_catalog.pg_extension_config_dump('outbox.endpoints', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.endpoint_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.dispatch_state', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.events_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('outbox.endpoints_id_seq', '');
 

@@ -162,3 +162,17 @@ CREATE TABLE outbox.attempts (
 
 -- What pruning scans: oldest first.
 CREATE INDEX attempts_started ON outbox.attempts (started_at);
+
+-- Idempotency keys (idempotency.sql): the request a key was first used for
+-- (its fingerprint), the answer stored when it completed, and when it is
+-- forgotten (pruned by the worker).
+CREATE TABLE outbox.idempotency_keys (
+    key          text        NOT NULL PRIMARY KEY,
+    fingerprint  text,
+    response     jsonb,
+    holder_txid  xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    completed_at timestamptz,
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX idempotency_keys_expiry ON outbox.idempotency_keys (expires_at);

@@ -15,6 +15,7 @@
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
 #include "pg/headers_arg.hpp"
+#include "pg/trace_headers.hpp"
 
 extern "C" {
 #include "commands/async.h"
@@ -127,6 +128,12 @@ Datum enqueue(FunctionCallInfo fcinfo, bool operational) {
         headers = pg_call([&] { return PG_GETARG_JSONB_P(3); });
         validate_headers_arg(headers);
         if (JB_ROOT_COUNT(headers) == 0) headers_null = true;  // {} means none
+    }
+    // The application's trace context for this transaction (an explicit
+    // header wins); operational events are the worker's own.
+    if (!operational && trace_context_set()) {
+        headers = pg_call([&] { return with_trace_context(headers_null ? nullptr : headers); });
+        headers_null = false;
     }
 
     pg_uuid_t* id = static_cast<pg_uuid_t*>(pg_call([] { return palloc(sizeof(pg_uuid_t)); }));

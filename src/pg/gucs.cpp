@@ -3,6 +3,7 @@
 #include "core/address_policy.hpp"
 #include "core/error.hpp"
 #include "core/signing.hpp"
+#include "core/trace.hpp"
 #include "core/validate.hpp"
 
 extern "C" {
@@ -42,6 +43,8 @@ char* guc_channel = nullptr;
 bool guc_notify_on_enqueue = false;
 int guc_log_attempts = kLogAttemptsFailures;
 int guc_attempt_retention_s = 7 * 86400;
+char* guc_traceparent = nullptr;
+char* guc_tracestate = nullptr;
 
 namespace {
 
@@ -96,6 +99,16 @@ bool check_channel(char** newval, void**, GucSource) {
         return false;
     }
     return true;
+}
+
+bool check_traceparent(char** newval, void**, GucSource) {
+    if (*newval == nullptr || (*newval)[0] == '\0') return true;
+    return check_with([&] { core::validate_traceparent(*newval); });
+}
+
+bool check_tracestate(char** newval, void**, GucSource) {
+    if (*newval == nullptr || (*newval)[0] == '\0') return true;
+    return check_with([&] { core::validate_tracestate(*newval); });
 }
 
 // Ordinary users may lower the limit in their session; only a superuser may
@@ -191,6 +204,15 @@ void define_gucs() {
     DefineCustomIntVariable(
         "outbox.retention", "How long delivered events are kept before they are pruned.", nullptr,
         &guc_retention_s, 86400, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+    // Set by the application for its transaction
+    // (set_config('outbox.traceparent', $1, true)): every event enqueued in
+    // it, by triggers too, carries the W3C trace headers.
+    DefineCustomStringVariable(
+        "outbox.traceparent", "W3C traceparent sent with the events this transaction enqueues.", nullptr,
+        &guc_traceparent, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, check_traceparent, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "outbox.tracestate", "W3C tracestate sent with the events this transaction enqueues.", nullptr,
+        &guc_tracestate, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, check_tracestate, nullptr, nullptr);
     static const struct config_enum_entry log_attempts_options[] = {
         {"none", kLogAttemptsNone, false},
         {"failures", kLogAttemptsFailures, false},

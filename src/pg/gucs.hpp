@@ -34,6 +34,8 @@ extern char* guc_channel;
 extern bool guc_notify_on_enqueue;
 extern int guc_log_attempts;  // LogAttempts
 extern int guc_attempt_retention_s;
+extern char* guc_traceparent;  // W3C trace context for this transaction's events; empty: none
+extern char* guc_tracestate;
 
 // outbox.log_attempts: which attempts outbox.attempts keeps.
 enum LogAttempts { kLogAttemptsNone, kLogAttemptsFailures, kLogAttemptsAll };

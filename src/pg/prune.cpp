@@ -109,6 +109,17 @@ WHERE a.ctid = ANY (ARRAY(
   AND a.started_at < now() - $1 * interval '1 second'
 )sql";
 
+// Idempotency keys past their ttl, oldest first. A key taken anew since
+// (outbox.idempotency_begin() replaces an expired one) is rechecked here.
+constexpr const char* kPruneKeysSql = R"sql(
+DELETE FROM outbox.idempotency_keys AS k
+WHERE k.ctid = ANY (ARRAY(
+        SELECT f.ctid FROM outbox.idempotency_keys AS f
+        WHERE f.expires_at < now()
+        ORDER BY f.expires_at LIMIT $1))
+  AND k.expires_at < now()
+)sql";
+
 constexpr const char* kSizeIfEmptySql = R"sql(
 SELECT pg_total_relation_size('outbox.events'::regclass)
        + pg_total_relation_size('outbox.deliveries'::regclass)
@@ -122,6 +133,7 @@ Plan delete_events_plan{kDeleteEventsSql, 1, {UUIDARRAYOID}, nullptr};
 Plan sweep_plan{kSweepUnmatchedSql, 4, {INT8OID, INT8OID, INT8OID, INT4OID}, nullptr};
 Plan size_if_empty_plan{kSizeIfEmptySql, 0, {}, nullptr};
 Plan prune_attempts_plan{kPruneAttemptsSql, 2, {INT8OID, INT4OID}, nullptr};
+Plan prune_keys_plan{kPruneKeysSql, 1, {INT4OID}, nullptr};
 
 // Bytes the two tables occupy if both are empty as `snapshot` sees them
 // (InvalidSnapshot: the statement's own), else -1.
@@ -171,6 +183,11 @@ int prune_deliveries(int64 retention_s, int64 dead_retention_s, int limit) {
 int prune_attempts(int64 retention_s, int limit) {
     Datum values[2] = {Int64GetDatum(retention_s), Int32GetDatum(limit)};
     return execute(prune_attempts_plan, values, nullptr, SPI_OK_DELETE);
+}
+
+int prune_idempotency_keys(int limit) {
+    Datum values[1] = {Int32GetDatum(limit)};
+    return execute(prune_keys_plan, values, nullptr, SPI_OK_DELETE);
 }
 
 int sweep_unmatched(int64 retention_s, int limit, SweepCursor* cursor) {

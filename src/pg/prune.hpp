@@ -22,6 +22,9 @@ int prune_deliveries(int64 retention_s, int64 dead_retention_s, int limit);
 // oldest first. Returns how many.
 int prune_attempts(int64 retention_s, int limit);
 
+// Deletes up to `limit` idempotency keys past their ttl. Returns how many.
+int prune_idempotency_keys(int limit);
+
 // How far the sweep for events that no endpoint matched has come: the
 // (txid, seq) of the last event it passed.
 struct SweepCursor {

@@ -768,7 +768,7 @@ private:
         int64 attempt_retention = settings_.attempt_retention_s;
         bool more = false;
         for (int round = 0;; round++) {
-            int deleted = 0, swept = 0, attempts = 0;
+            int deleted = 0, swept = 0, attempts = 0, keys = 0;
             in_transaction("outbox: prune", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
                 pg_call([] { use_index_plans(); });
@@ -777,8 +777,9 @@ private:
                 if (deleted < kPruneBatch)
                     swept = pg_call([&] { return sweep_unmatched(retention, kPruneBatch, &sweep_cursor_); });
                 attempts = pg_call([&] { return prune_attempts(attempt_retention, kPruneBatch); });
+                keys = pg_call([&] { return prune_idempotency_keys(kPruneBatch); });
             });
-            more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch;
+            more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch || keys == kPruneBatch;
             if (!more || Clock::now() - started >= kPruneSlice) break;
         }
         if (!more) truncate_when_empty();

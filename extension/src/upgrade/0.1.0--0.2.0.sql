@@ -45,3 +45,15 @@ ALTER TABLE outbox.endpoints
 DROP FUNCTION outbox.create_endpoint(text, text, text[], text, jsonb, interval);
 DROP FUNCTION outbox.alter_endpoint(text, text, text[], jsonb, interval);
 DROP FUNCTION outbox.redrive(text, timestamptz);
+
+-- Idempotency keys (idempotency.sql).
+CREATE TABLE outbox.idempotency_keys (
+    key          text        NOT NULL PRIMARY KEY,
+    fingerprint  text,
+    response     jsonb,
+    holder_txid  xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    completed_at timestamptz,
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX idempotency_keys_expiry ON outbox.idempotency_keys (expires_at);
