@@ -17,7 +17,7 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 say "installing what is missing, building and installing the extension"
 ensure_deps
 build_and_install
-bindir=$(pg_config --bindir)
+bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 
 cd "$here"
 export NEXT_TELEMETRY_DISABLED=1

@@ -1,5 +1,6 @@
 'use server';
 import { createHash, randomBytes } from 'node:crypto';
+import { headers } from 'next/headers';
 import { redirect } from 'next/navigation';
 import { transaction } from '../lib/db.js';
 import { ITEMS } from '../lib/items.js';
@@ -19,8 +20,12 @@ export async function placeOrder(previousState, formData) {
 
   const outcome = await transaction(async (db) => {
     // Every event enqueued in this transaction carries this W3C traceparent
-    // header, so the webhook can be joined to this request's trace.
-    const traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+    // header, so the webhook joins this request's trace: the caller's when
+    // it sent a well-formed one (outbox refuses a malformed value), else a
+    // new trace.
+    const incoming = (await headers()).get('traceparent');
+    const traceparent = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(incoming ?? '') ? incoming
+      : `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
     await db.query("SELECT set_config('outbox.traceparent', $1, true)", [traceparent]);
 
     // Takes the key for this transaction. A concurrent request with the same
@@ -33,14 +38,14 @@ export async function placeOrder(previousState, formData) {
     if (idem.state !== 'new') return { error: 'this order is still being placed: try again in a moment' };
 
     const { rows: [order] } = await db.query(
-      'INSERT INTO orders (item, quantity) VALUES ($1, $2) RETURNING id', [request.item, request.quantity]);
+      'INSERT INTO orders (item, quantity) VALUES ($1, $2) RETURNING id::int', [request.item, request.quantity]);
     // The event commits with the order or not at all; the key keeps the
     // events of one order in order at the receiver.
     await db.query("SELECT outbox.enqueue('order.created', $1, key => $2)", [
       { type: 'order.created', timestamp: new Date().toISOString(), data: { orderId: order.id, ...request } },
       `order-${order.id}`,
     ]);
-    const response = { orderId: Number(order.id) };
+    const response = { orderId: order.id };
     // Stored with the key, in this transaction: what every repeat gets back.
     await db.query('SELECT outbox.idempotency_complete($1, $2)', [key, response]);
     return response;

@@ -10,13 +10,17 @@ export default async function Order({ params }) {
   const { rows: [order] } = await pool.query('SELECT * FROM orders WHERE id = $1', [id]);
   if (!order) notFound();
   const { rows: receipts } = await pool.query(
-    'SELECT webhook_id, topic, traceparent, received_at FROM webhook_receipts WHERE order_id = $1 ORDER BY received_at',
+    `SELECT r.webhook_id, r.topic, r.traceparent, r.received_at,
+            round(extract(epoch FROM r.received_at - o.created_at) * 1000) AS after_ms
+     FROM webhook_receipts AS r JOIN orders AS o ON o.id = r.order_id
+     WHERE r.order_id = $1 ORDER BY r.received_at`,
     [id]);
   return (
     <>
       <h1>Order #{order.id}</h1>
       <dl>
         <dt>Item</dt><dd>{order.quantity} × {order.item}</dd>
+        <dt>Placed</dt><dd>{time(order.created_at)}</dd>
         <dt>Status</dt><dd><span className={`status ${order.status}`} data-testid="status">{order.status}</span></dd>
         {receipts.map((r) => (
           <ReceiptRows key={r.webhook_id} receipt={r} />
@@ -32,9 +36,11 @@ export default async function Order({ params }) {
 function ReceiptRows({ receipt }) {
   return (
     <>
-      <dt>Webhook</dt><dd><code>{receipt.topic}</code> at {receipt.received_at.toISOString().slice(11, 23)} UTC</dd>
+      <dt>Webhook</dt><dd><code>{receipt.topic}</code> at {time(receipt.received_at)} ({receipt.after_ms} ms later)</dd>
       <dt>webhook-id</dt><dd><code>{receipt.webhook_id}</code></dd>
       {receipt.traceparent && <><dt>traceparent</dt><dd><code>{receipt.traceparent}</code></dd></>}
     </>
   );
 }
+
+const time = (t) => `${t.toISOString().slice(11, 23)} UTC`;
