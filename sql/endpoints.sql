@@ -19,6 +19,7 @@ SELECT count(*) AS secrets, count(DISTINCT secret) AS distinct_secrets FROM outb
 -- Bad input is refused, and nothing is written.
 SELECT outbox.create_endpoint('bad', 'ftp://example.com/x');
 SELECT outbox.create_endpoint('bad', 'example.com/hook');
+-- The password is never echoed (errors go to the server log too).
 SELECT outbox.create_endpoint('bad', 'https://user:pw@example.com/');
 SELECT outbox.create_endpoint('bad', 'https://example.com/', topics => '{}');
 SELECT outbox.create_endpoint('bad', 'https://example.com/', topics => '{ord*er}');

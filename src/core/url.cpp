@@ -17,7 +17,7 @@ constexpr std::size_t kMaxUrl = 2048;
 
 InvalidInput bad_url(std::string_view url, std::string_view why) {
     return InvalidInput(InvalidInput::Kind::InvalidValue,
-                        fmt::format("invalid endpoint URL \"{}\": {}", excerpt(url), why), {},
+                        fmt::format("invalid endpoint URL \"{}\": {}", excerpt(redact_url(url)), why), {},
                         "Use an absolute http:// or https:// URL, e.g. 'https://hooks.example.com/outbox'.");
 }
 
@@ -31,6 +31,17 @@ bool has_part(CURLU* handle, CURLUPart part) {
 }
 
 }  // namespace
+
+std::string redact_url(std::string_view url) {
+    size_t scheme_end = url.find("://");
+    size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    size_t authority_end = url.find_first_of("/?#", authority);
+    std::string_view host_part = url.substr(authority, authority_end == std::string_view::npos
+                                                           ? std::string_view::npos : authority_end - authority);
+    size_t at = host_part.rfind('@');
+    if (at == std::string_view::npos) return std::string(url);
+    return fmt::format("{}***{}", url.substr(0, authority), url.substr(authority + at));
+}
 
 void validate_endpoint_url(std::string_view url) {
     if (url.empty()) throw bad_url(url, "it is empty");

@@ -1,6 +1,7 @@
 // Endpoint URLs: what the worker will POST to.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace outbox::core {
@@ -11,5 +12,9 @@ namespace outbox::core {
 // list; send them as headers), fragments, white space and URLs longer than
 // 2048 bytes. Throws InvalidInput naming what is wrong.
 void validate_endpoint_url(std::string_view url);
+
+// The URL with any user:password part replaced by "***", so that it can be
+// shown in an error or a log line.
+std::string redact_url(std::string_view url);
 
 }  // namespace outbox::core

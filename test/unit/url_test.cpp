@@ -33,3 +33,24 @@ TEST(EndpointUrl, MessageNamesTheProblem) {
         EXPECT_FALSE(e.hint().empty());
     }
 }
+
+TEST(EndpointUrl, ErrorsNeverShowCredentials) {
+    for (const char* url : {"http://user:s3cret-pw@example.com/", "ftp://user:s3cret-pw@example.com/x",
+                            "https://user:s3cret-pw@example.com/#frag", "http://a:s3cret-pw@b@example.com/p@th"}) {
+        try {
+            validate_endpoint_url(url);
+            ADD_FAILURE() << "accepted " << url;
+        } catch (const InvalidInput& e) {
+            EXPECT_EQ(std::string(e.what()).find("s3cret-pw"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("***@example.com"), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(EndpointUrl, Redaction) {
+    using outbox::core::redact_url;
+    EXPECT_EQ(redact_url("http://u:p@host:8080/a?b=c@d"), "http://***@host:8080/a?b=c@d");
+    EXPECT_EQ(redact_url("https://host/path@x"), "https://host/path@x");
+    EXPECT_EQ(redact_url("amqp://guest:guest@127.0.0.1:5672/vhost"), "amqp://***@127.0.0.1:5672/vhost");
+    EXPECT_EQ(redact_url("no-scheme:secret@host"), "***@host");
+}
