@@ -18,6 +18,7 @@ import { measureDrain } from './drain.mjs';
 import { measurePrune } from './prune.mjs';
 import { measureFanout } from './fanout.mjs';
 import { measureAttempts } from './attempts.mjs';
+import { measureLimited } from './limited.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
 import { measureLatency } from './latency.mjs';
@@ -40,6 +41,7 @@ const phases = [
   ['prune', measurePrune],
   ['fanout', measureFanout],
   ['attempts', measureAttempts],
+  ['limited', measureLimited],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],
   ['latency', measureLatency],

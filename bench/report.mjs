@@ -196,6 +196,34 @@ export function buildRows(r) {
         `none: ${a.none.attemptRows.map(int).join(', ')}`,
         'all: one per attempt; none: 0 (derived)', ok);
   }
+  if (!failed('10 limited', 'a limited endpoint next to a fast one', 'limited') && r.limited) {
+    const l = r.limited;
+    const limits = `rate_limit ${l.rateLimit}/s, max_in_flight ${l.maxInFlight}`;
+    add('10 limited', `fast endpoint, ${int(l.events)} events: with a limited one (${limits}) vs alone`,
+        `${fix(l.ratio)}× (${int(l.limited.medianFastPerSecond)} vs ${int(l.alone.medianFastPerSecond)} deliveries/s)`,
+        '≥ 0.90×', l.alone.done && l.limited.done && l.ratio >= 0.9,
+        `median of ${l.ratios.length} per-pair ratios (order alternating), which ranged ` +
+        `${fix(Math.min(...l.ratios))}–${fix(Math.max(...l.ratios))}×; counted: the fast endpoint's deliveries only`);
+    const expected = l.rateLimit * l.limited.medianSeconds;
+    add('10 limited', 'limited endpoint: delivered while the fast one drained',
+        `${l.limited.limitedDelivered.map(int).join(', ')} (median ${fix(l.limited.medianLimitedPerSecond, 1)}/s)`,
+        `≈ ${l.rateLimit}/s × seconds (derived: ≈ ${int(expected)}), never more`,
+        l.limited.medianLimitedPerSecond <= l.rateLimit * 1.05 + 2 / Math.max(l.limited.medianSeconds, 1),
+        l.rounds.filter((x) => x.variant === 'limited').map((x) =>
+          `${int(x.limitedPending)} pending (${int(x.limitedPendingTried)} of them tried), ${x.limitedDead} dead`).join('; '));
+    add('10 limited', 'worker CPU per delivered request, alone / with the limited endpoint',
+        `${fix(l.alone.medianCpuUsPerDelivery, 0)} / ${fix(l.limited.medianCpuUsPerDelivery, 0)} µs`, '', null,
+        `updates of outbox.deliveries per delivered request: ${fix(l.alone.medianUpdatesPerDelivery)} / ` +
+        `${fix(l.limited.medianUpdatesPerDelivery)} (pg_stat_user_tables, as far as the workers have reported)`);
+    if (l.predispatched) {
+      const p = l.predispatched;
+      add('10 limited', '  the same, deliveries dispatched before the unpause (1 pair; no dispatch timed)',
+          `${fix(p.ratio)}× (${int(p.limited.fastPerSecond)} vs ${int(p.alone.fastPerSecond)} deliveries/s)`,
+          'diagnosis: limit alone vs fan-out dispatch', null,
+          `worker CPU ${fix(p.alone.workerCpuUsPerDelivery, 0)} / ${fix(p.limited.workerCpuUsPerDelivery, 0)} µs per request; ` +
+          `transactions ${int(p.alone.transactions)} / ${int(p.limited.transactions)}; limited delivered ${int(p.limited.limitedDelivered)}`);
+    }
+  }
   return rows;
 }
 

@@ -8,7 +8,8 @@
 #   --full     1M-event drain, more and longer rounds
 #   --no-build use the installed extension and the built micro_bench as they are
 #   --only=a,b run only some measurements: sink micro enqueue claim stats drain
-#              prune fanout attempts load pollingDrain latency (prune needs drain)
+#              prune fanout attempts limited load pollingDrain latency
+#              (prune needs drain)
 #
 # Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools; npm:
 # package.json), builds and installs the extension, then runs everything on
@@ -25,7 +26,7 @@ for arg in "$@"; do
         --full) mode=full ;;
         --no-build) build=0 ;;
         --only=*) only=${arg#--only=} ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg (use --quick, --full or --no-build)" >&2; exit 2 ;;
     esac
 done

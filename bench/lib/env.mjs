@@ -32,6 +32,7 @@ const scales = {
     pollingDrainEvents: 20_000, fanoutEvents: 33_334, loadCatchUpS: 60,
     wrkSeconds: 3, microMinTime: 0.2,
     statsPending: 100_000, attemptsEvents: 50_000, attemptsPairs: 2,
+    limitedEvents: 50_000, limitedPairs: 1,
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -42,6 +43,7 @@ const scales = {
     pollingDrainEvents: 50_000, fanoutEvents: 33_334, loadCatchUpS: 120,
     wrkSeconds: 5, microMinTime: 0.5,
     statsPending: 1_000_000, attemptsEvents: 100_000, attemptsPairs: 4,
+    limitedEvents: 100_000, limitedPairs: 2,
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -52,6 +54,7 @@ const scales = {
     pollingDrainEvents: 100_000, fanoutEvents: 333_334, loadCatchUpS: 300,
     wrkSeconds: 10, microMinTime: 1,
     statsPending: 1_000_000, attemptsEvents: 300_000, attemptsPairs: 4,
+    limitedEvents: 300_000, limitedPairs: 3,
   },
 };
 export const scale = scales[env.mode] ?? scales.default;
