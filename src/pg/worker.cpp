@@ -259,6 +259,8 @@ private:
         return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
     }
 
+    static bool limited(const Endpoint& e) { return e.rate_limit > 0 || e.max_in_flight > 0; }
+
     // How many requests of `e` this worker may have running: its own
     // max_in_flight (which limits_try_start() holds across workers), else
     // the fair share `fair`.
@@ -291,6 +293,10 @@ private:
             if (!sendable(e, now)) continue;
             std::size_t held = e.in_flight + ready_of(id);
             std::size_t window = claim_window_of(e, cap);
+            // A limited endpoint is refilled once it has used half its
+            // window, not a row at a time as each request starts: every
+            // claim is a transaction.
+            if (limited(e) && held > window / 2) continue;
             std::size_t free = held >= window ? 0 : window - held;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
@@ -349,7 +355,7 @@ private:
                         limits_wake_ = std::min(limits_wake_, e.held_until);
                         break;
                     }
-                    r.delivery.limited = e.rate_limit > 0 || e.max_in_flight > 0;
+                    r.delivery.limited = limited(e);
                     e.in_flight++;
                     r.delivery.started_at = GetCurrentTimestamp();
                     in_flight_.emplace(r.request.tag, std::move(r.delivery));
@@ -372,7 +378,7 @@ private:
     // until the rate allows one, or for a moment when other workers' requests
     // fill max_in_flight (they tell nobody when one finishes).
     bool admit(Endpoint& e, Clock::time_point now) {
-        if (e.rate_limit <= 0 && e.max_in_flight <= 0) return true;
+        if (!limited(e)) return true;
         if (now < e.held_until) return false;
         int64 retry_in_us = 0;
         if (pg_call([&] { return limits_try_start(slot_, e.id, e.rate_limit, e.max_in_flight, &retry_in_us); }))
@@ -500,7 +506,10 @@ private:
                 int asked = std::min(limit, room);
                 int got = claim_into(endpoint_id, asked, claimed);
                 claimed_pending_ += static_cast<std::size_t>(got);
-                if (got == asked) claimed_full = true;
+                // A full claim says there is probably more to claim, so the
+                // other workers are woken; not for a limited endpoint, whose
+                // window is small and whose limit holds for all workers.
+                if (got == asked && !limited(endpoints_.at(endpoint_id))) claimed_full = true;
             }
             if (!claimed_full) next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
