@@ -252,11 +252,22 @@ private:
     }
 
     // Each endpoint gets an equal share of max_in_flight, so that one that
-    // hangs cannot take every slot from the others.
+    // hangs cannot take every slot from the others. An endpoint with a limit
+    // (rate_limit, max_in_flight) takes no share: it has its own cap, and
+    // what it holds is left out of what the others share, so that a slow,
+    // limited endpoint does not halve the share of a fast one.
     std::size_t endpoint_cap() const {
-        std::size_t active = sendable_count(Clock::now());
+        auto now = Clock::now();
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        return std::max<std::size_t>(1, (max + std::max<std::size_t>(active, 1) - 1) / std::max<std::size_t>(active, 1));
+        std::size_t sharing = 0, held_by_limited = 0;
+        for (const auto& [id, e] : endpoints_) {
+            if (!sendable(e, now)) continue;
+            if (limited(e)) held_by_limited += e.in_flight + ready_of(id);
+            else sharing++;
+        }
+        std::size_t left = max > held_by_limited ? max - held_by_limited : 1;
+        sharing = std::max<std::size_t>(sharing, 1);
+        return std::max<std::size_t>(1, (left + sharing - 1) / sharing);
     }
 
     static bool limited(const Endpoint& e) { return e.rate_limit > 0 || e.max_in_flight > 0; }
