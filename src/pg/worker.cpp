@@ -12,6 +12,7 @@
 #include "http/client.hpp"
 #include "pg/compat.hpp"
 #include "pg/gucs.hpp"
+#include "pg/endpoint.hpp"
 #include "pg/guard.hpp"
 #include "pg/limits.hpp"
 #include "pg/prune.hpp"
@@ -56,7 +57,6 @@ namespace outbox::pg {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr auto kFlushDelay = milliseconds(2);  // longest a finished result waits to be recorded
@@ -107,42 +107,6 @@ struct Finished {
     int64 duration_us = 0;
     std::string response;
 };
-
-// An endpoint as the worker sends to it. The default endpoint (id 0) takes
-// its URL and secret from the settings.
-struct Endpoint {
-    int32 id = 0;
-    std::string name;
-    std::string url;
-    std::vector<core::SigningKey> keys;
-    std::vector<core::Header> headers;
-    std::optional<milliseconds> timeout;
-    bool enabled = true;
-    core::RetryPolicy retry;  // the outbox.* settings, with the endpoint's own where it has them
-    double rate_limit = 0;    // requests per second, all workers together; 0: none
-    int32 max_in_flight = 0;  // requests at once, all workers together; 0: a fair share of this worker's
-    Clock::time_point held_until{};  // a limit holds its requests back until then
-    std::size_t in_flight = 0;
-    Clock::time_point paused_until{};  // Retry-After from a 429/503
-};
-
-// "name: value\n..." as produced by the worker's queries, back into pairs.
-// Names and values were validated on the way in: no CR/LF, names are tokens.
-std::vector<core::Header> split_header_lines(const char* lines) {
-    std::vector<core::Header> headers;
-    if (lines == nullptr) return headers;
-    std::string_view rest(lines);
-    while (!rest.empty()) {
-        size_t end = rest.find('\n');
-        std::string_view line = rest.substr(0, end);
-        size_t colon = line.find(": ");
-        if (colon != std::string_view::npos)
-            headers.emplace_back(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
-        if (end == std::string_view::npos) break;
-        rest.remove_prefix(end + 1);
-    }
-    return headers;
-}
 
 void log_message(int elevel, const std::string& message, const std::string& detail = {},
                  const std::string& hint = {}) {
@@ -262,15 +226,13 @@ private:
         std::size_t sharing = 0, held_by_limited = 0;
         for (const auto& [id, e] : endpoints_) {
             if (!sendable(e, now)) continue;
-            if (limited(e)) held_by_limited += e.in_flight + ready_of(id);
+            if (e.limited()) held_by_limited += e.in_flight + ready_of(id);
             else sharing++;
         }
         std::size_t left = max > held_by_limited ? max - held_by_limited : 1;
         sharing = std::max<std::size_t>(sharing, 1);
         return std::max<std::size_t>(1, (left + sharing - 1) / sharing);
     }
-
-    static bool limited(const Endpoint& e) { return e.rate_limit > 0 || e.max_in_flight > 0; }
 
     // How many requests of `e` this worker may have running: its own
     // max_in_flight (which limits_try_start() holds across workers), else
@@ -307,7 +269,7 @@ private:
             // A limited endpoint is refilled once it has used half its
             // window, not a row at a time as each request starts: every
             // claim is a transaction.
-            if (limited(e) && held > window / 2) continue;
+            if (e.limited() && held > window / 2) continue;
             std::size_t free = held >= window ? 0 : window - held;
             free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
@@ -366,7 +328,7 @@ private:
                         limits_wake_ = std::min(limits_wake_, e.held_until);
                         break;
                     }
-                    r.delivery.limited = limited(e);
+                    r.delivery.limited = e.limited();
                     e.in_flight++;
                     r.delivery.started_at = GetCurrentTimestamp();
                     in_flight_.emplace(r.request.tag, std::move(r.delivery));
@@ -389,7 +351,7 @@ private:
     // until the rate allows one, or for a moment when other workers' requests
     // fill max_in_flight (they tell nobody when one finishes).
     bool admit(Endpoint& e, Clock::time_point now) {
-        if (!limited(e)) return true;
+        if (!e.limited()) return true;
         if (now < e.held_until) return false;
         int64 retry_in_us = 0;
         if (pg_call([&] { return limits_try_start(slot_, e.id, e.rate_limit, e.max_in_flight, &retry_in_us); }))
@@ -520,7 +482,7 @@ private:
                 // A full claim says there is probably more to claim, so the
                 // other workers are woken; not for a limited endpoint, whose
                 // window is small and whose limit holds for all workers.
-                if (got == asked && !limited(endpoints_.at(endpoint_id))) claimed_full = true;
+                if (got == asked && !endpoints_.at(endpoint_id).limited()) claimed_full = true;
             }
             if (!claimed_full) next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
@@ -573,32 +535,7 @@ private:
         secrets_change_at_ = Clock::time_point::max();
         for (int i = 0; i < n; i++) {
             const EndpointRow& row = rows[i];
-            Endpoint e;
-            e.id = row.id;
-            e.name = row.name ? row.name : "";
-            e.enabled = row.enabled;
-            if (row.id == 0) {
-                e.url = settings_.url;
-                e.keys = settings_.keys;
-            } else {
-                e.url = row.url ? row.url : "";
-                std::string_view secrets = row.secrets ? row.secrets : "";
-                while (!secrets.empty()) {
-                    std::size_t space = secrets.find(' ');
-                    e.keys.push_back(core::SigningKey::parse(secrets.substr(0, space)));
-                    if (space == std::string_view::npos) break;
-                    secrets.remove_prefix(space + 1);
-                }
-            }
-            e.headers = split_header_lines(row.header_lines);
-            e.retry = settings_.retry;
-            if (row.max_attempts > 0) e.retry.max_attempts = row.max_attempts;
-            if (row.retry_base_ms > 0) e.retry.base = milliseconds(row.retry_base_ms);
-            if (row.retry_max_ms > 0) e.retry.max = milliseconds(row.retry_max_ms);
-            e.retry.max = std::max(e.retry.max, e.retry.base);
-            e.rate_limit = row.rate_limit;
-            e.max_in_flight = row.max_in_flight;
-            if (row.timeout_ms > 0) e.timeout = milliseconds(row.timeout_ms);
+            Endpoint e = endpoint_from_row(row, settings_);
             if (row.secrets_change_in_ms >= 0)
                 secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
             if (row.failing) pg_call([&] { seed_endpoint_failing(row.id); });
