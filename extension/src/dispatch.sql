@@ -61,7 +61,7 @@ BEGIN
 
     WITH candidates AS (
         (SELECT e.id, e.seq, e.txid, e.key, e.topic,
-                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about, e.payload
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
          FROM outbox.events AS e
          WHERE state.done_snapshot IS NOT NULL
            AND e.txid = ANY (ARRAY(SELECT pg_snapshot_xip(state.done_snapshot)))
@@ -71,7 +71,7 @@ BEGIN
          LIMIT max_events)
         UNION ALL
         (SELECT e.id, e.seq, e.txid, e.key, e.topic,
-                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about, e.payload
+                CASE WHEN e.topic LIKE 'outbox.%' THEN e.payload->>'endpoint' END AS about
          FROM outbox.events AS e
          WHERE (e.txid, e.seq) > (from_txid, from_seq)
            AND e.txid < pg_snapshot_xmax(state.target_snapshot)
@@ -83,9 +83,12 @@ BEGIN
     ), routed AS (
         -- Each event to every enabled endpoint whose topic patterns match,
         -- and whose filter it passes (pass NULL: the filter failed on it).
+        -- The payload is read only for an endpoint with a filter, not
+        -- carried through the batch for all.
         SELECT b.id, ep.id AS endpoint_id, b.seq, b.key,
                CASE WHEN ep.filter IS NULL THEN true
-                    ELSE jsonb_path_match(b.payload, ep.filter, '{}', true) END AS pass
+                    ELSE jsonb_path_match((SELECT e.payload FROM outbox.events AS e WHERE e.id = b.id),
+                                          ep.filter, '{}', true) END AS pass
         FROM batch AS b
         JOIN outbox.endpoints AS ep
           ON ep.enabled
