@@ -11,14 +11,16 @@ import { SinkCounter } from './lib/sink.mjs';
 const SAMPLE_MS = 250;
 const STALL_S = 60;
 
-// Enqueues n events, 100 per transaction, while delivery is paused.
-export async function enqueueBacklog(client, n, topic = 'bench.drain') {
+// Enqueues n events, 100 per transaction, while delivery is paused; with
+// `keys`, event i gets the key 'k-' || (i % keys).
+export async function enqueueBacklog(client, n, topic = 'bench.drain', keys = 0) {
   const perTxn = 100;
+  const key = keys > 0 ? `'k-' || ((i * ${perTxn} + g) % ${keys})` : 'NULL';
   await client.query(`DO $$
     BEGIN
       FOR i IN 0..${Math.ceil(n / perTxn) - 1} LOOP
-        PERFORM outbox.enqueue('${topic}', '${PAYLOAD}'::jsonb)
-        FROM generate_series(1, least(${perTxn}, ${n} - i * ${perTxn}));
+        PERFORM outbox.enqueue('${topic}', '${PAYLOAD}'::jsonb, key => ${key})
+        FROM generate_series(1, least(${perTxn}, ${n} - i * ${perTxn})) AS g;
         COMMIT;
       END LOOP;
     END $$`);

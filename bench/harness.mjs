@@ -19,6 +19,7 @@ import { measurePrune } from './prune.mjs';
 import { measureFanout } from './fanout.mjs';
 import { measureAttempts } from './attempts.mjs';
 import { measureLimited } from './limited.mjs';
+import { measureHotKey } from './hotkey.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
 import { measureLatency } from './latency.mjs';
@@ -42,6 +43,7 @@ const phases = [
   ['fanout', measureFanout],
   ['attempts', measureAttempts],
   ['limited', measureLimited],
+  ['keyed', measureHotKey],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],
   ['latency', measureLatency],

@@ -33,6 +33,7 @@ const scales = {
     wrkSeconds: 3, microMinTime: 0.2,
     statsPending: 100_000, attemptsEvents: 50_000, attemptsPairs: 2,
     limitedEvents: 50_000, limitedPairs: 1,
+    keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -44,6 +45,7 @@ const scales = {
     wrkSeconds: 5, microMinTime: 0.5,
     statsPending: 1_000_000, attemptsEvents: 100_000, attemptsPairs: 4,
     limitedEvents: 100_000, limitedPairs: 2,
+    keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -55,6 +57,7 @@ const scales = {
     wrkSeconds: 10, microMinTime: 1,
     statsPending: 1_000_000, attemptsEvents: 300_000, attemptsPairs: 4,
     limitedEvents: 300_000, limitedPairs: 3,
+    keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 1_000_000]],
   },
 };
 export const scale = scales[env.mode] ?? scales.default;

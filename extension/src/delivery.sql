@@ -89,6 +89,8 @@ DECLARE
     dead_events uuid[];
     dead_endpoints integer[];
     failed_endpoints integer[];
+    next_events uuid[];
+    next_endpoints integer[];
     recorded integer;
 BEGIN
     WITH r AS (
@@ -135,16 +137,27 @@ BEGIN
     INTO recorded, done_endpoints, done_keys, dead_events, dead_endpoints, failed_endpoints
     FROM updated AS u;
 
-    -- The next pending delivery of each finished key may go now. (A new
-    -- statement, so it sees the rows just finished.)
-    UPDATE outbox.deliveries AS d
-    SET next_attempt_at = now()
+    -- The next pending delivery of each finished key may go now, if it is
+    -- parked. (A new statement, so it sees the rows just finished.) Found
+    -- first, one index descent per key, then updated by primary key: as one
+    -- join, a plan made before the table was analyzed (every parked row
+    -- looks rare then) scanned the whole table once per key, seconds per
+    -- batch behind a hot key. "NOT isfinite()" rather than "= 'infinity'"
+    -- keeps that estimate from making a sequential scan look cheap here.
+    SELECT array_agg(nxt.event_id), array_agg(f.endpoint_id)
+    INTO next_events, next_endpoints
     FROM (SELECT DISTINCT f.endpoint_id, f.key FROM unnest(done_endpoints, done_keys) AS f(endpoint_id, key)) AS f,
-         LATERAL (SELECT n.event_id FROM outbox.deliveries AS n
+         LATERAL (SELECT n.event_id, n.next_attempt_at FROM outbox.deliveries AS n
                   WHERE n.state = 'pending' AND n.endpoint_id = f.endpoint_id AND n.key = f.key
                   ORDER BY n.seq LIMIT 1) AS nxt
-    WHERE d.event_id = nxt.event_id AND d.endpoint_id = f.endpoint_id
-      AND d.next_attempt_at = 'infinity';
+    WHERE nxt.next_attempt_at = 'infinity';
+    IF next_events IS NOT NULL THEN
+        UPDATE outbox.deliveries AS d
+        SET next_attempt_at = now()
+        FROM unnest(next_events, next_endpoints) AS x(event_id, endpoint_id)
+        WHERE d.event_id = x.event_id AND d.endpoint_id = x.endpoint_id
+          AND NOT isfinite(d.next_attempt_at);
+    END IF;
 
     -- A dead operational event is not announced again: that could go round.
     IF dead_events IS NOT NULL THEN
