@@ -20,47 +20,108 @@ COMMENT ON FUNCTION outbox.enqueue(text, jsonb, text, jsonb, uuid) IS
 -- relay that shares the table. The partial index deliveries_due serves the
 -- scan and deliveries_key_order the per-key test, so the cost does not grow
 -- with the backlog.
-CREATE OR REPLACE FUNCTION outbox.claim(endpoint_id integer, max_rows integer, lease_ms bigint)
+--
+-- With followers > 0, each keyed delivery claimed brings up to that many
+-- (in all, shared among the keys) of the deliveries that follow it in its
+-- key, leased and counted alike: a key's pipeline. The caller must send
+-- them one after another, each only once the one before it succeeded (or
+-- died); at the first that will be retried, the rest wait for their lease
+-- (the worker hands them back at once, parked). Rows come in seq order; key
+-- says which pipeline a row belongs to, and a key's first row is its head.
+CREATE OR REPLACE FUNCTION outbox.claim(endpoint_id integer, max_rows integer, lease_ms bigint,
+                                        followers integer DEFAULT 0)
 RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text,
-               created_at timestamptz)
+               created_at timestamptz, key text, seq bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    heads uuid[];
+    head_keys text[];
+    head_seqs bigint[];
+    chained uuid[];
+    per_key integer;
 BEGIN
+    SELECT array_agg(d.event_id), array_agg(d.key), array_agg(d.seq)
+    INTO heads, head_keys, head_seqs
+    FROM (SELECT d.event_id, d.key, d.seq
+          FROM outbox.deliveries AS d
+          WHERE d.state = 'pending'
+            AND d.endpoint_id = claim.endpoint_id
+            AND d.next_attempt_at <= now()
+            AND (d.key IS NULL OR NOT EXISTS (
+                  SELECT 1
+                  FROM outbox.deliveries AS earlier
+                  WHERE earlier.state = 'pending'
+                    AND earlier.endpoint_id = d.endpoint_id
+                    AND earlier.key = d.key
+                    AND earlier.seq < d.seq))
+            -- A restore loads deliveries before their events: leave them
+            -- until the events are there.
+            AND EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.id = d.event_id)
+          ORDER BY d.next_attempt_at, d.seq
+          LIMIT max_rows
+          FOR UPDATE SKIP LOCKED) AS d;
+    IF heads IS NULL THEN
+        RETURN;
+    END IF;
+
+    IF followers > 0 THEN
+        per_key := followers / greatest(1, cardinality(array_remove(head_keys, NULL)));
+    END IF;
+    IF per_key > 0 THEN
+        -- Each keyed head's next deliveries in seq order, read first and
+        -- locked afterwards: a pipeline must have no gap, so it ends before
+        -- the first row another transaction holds (SKIP LOCKED alone would
+        -- step over it and send its successor first).
+        WITH next AS MATERIALIZED (
+            SELECT h.event_id AS head, n.event_id, n.seq
+            FROM unnest(heads, head_keys, head_seqs) AS h(event_id, key, seq),
+                 LATERAL (SELECT n.event_id, n.seq
+                          FROM outbox.deliveries AS n
+                          WHERE n.state = 'pending'
+                            AND n.endpoint_id = claim.endpoint_id
+                            AND n.key = h.key
+                            AND n.seq > h.seq
+                            AND EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.id = n.event_id)
+                          ORDER BY n.seq
+                          LIMIT per_key) AS n
+            WHERE h.key IS NOT NULL
+        ), locked AS MATERIALIZED (
+            SELECT d.event_id
+            FROM outbox.deliveries AS d
+            WHERE d.endpoint_id = claim.endpoint_id
+              AND d.event_id IN (SELECT next.event_id FROM next)
+              AND d.finished_at IS NULL  -- still pending once locked
+            FOR UPDATE SKIP LOCKED
+        ), gaps AS (
+            -- Per head, the first of its followers that could not be locked.
+            SELECT n.head, min(n.seq) AS seq
+            FROM next AS n
+            LEFT JOIN locked AS l ON l.event_id = n.event_id
+            WHERE l.event_id IS NULL
+            GROUP BY n.head
+        )
+        SELECT array_agg(n.event_id) INTO chained
+        FROM next AS n
+        LEFT JOIN gaps AS g ON g.head = n.head
+        WHERE g.seq IS NULL OR n.seq < g.seq;
+    END IF;
+
     RETURN QUERY
-    WITH due AS (
-        SELECT d.event_id, d.endpoint_id
-        FROM outbox.deliveries AS d
-        WHERE d.state = 'pending'
-          AND d.endpoint_id = claim.endpoint_id
-          AND d.next_attempt_at <= now()
-          AND (d.key IS NULL OR NOT EXISTS (
-                SELECT 1
-                FROM outbox.deliveries AS earlier
-                WHERE earlier.state = 'pending'
-                  AND earlier.endpoint_id = d.endpoint_id
-                  AND earlier.key = d.key
-                  AND earlier.seq < d.seq))
-          -- A restore loads deliveries before their events: leave them
-          -- until the events are there.
-          AND EXISTS (SELECT 1 FROM outbox.events AS e WHERE e.id = d.event_id)
-        ORDER BY d.next_attempt_at, d.seq
-        LIMIT max_rows
-        FOR UPDATE SKIP LOCKED
-    ), leased AS (
+    WITH leased AS (
         UPDATE outbox.deliveries AS d
         SET attempts = d.attempts + 1,
             next_attempt_at = now() + lease_ms * interval '1 millisecond',
             last_attempt_at = now()
-        FROM due
-        WHERE d.event_id = due.event_id
-          AND d.endpoint_id = due.endpoint_id
-        RETURNING d.event_id, d.attempts, d.seq, d.created_at
+        WHERE d.endpoint_id = claim.endpoint_id
+          AND d.event_id = ANY (heads || coalesce(chained, '{}'))
+        RETURNING d.event_id, d.attempts, d.seq, d.key, d.created_at
     )
     SELECT l.event_id, l.attempts, e.topic, e.payload::text,
            (SELECT string_agg(h.key || ': ' || h.value, E'\n')
             FROM jsonb_each_text(e.headers) AS h),
-           l.created_at
+           l.created_at, l.key, l.seq
     FROM leased AS l
     JOIN outbox.events AS e ON e.id = l.event_id
     ORDER BY l.seq;
@@ -195,25 +256,36 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    parked_events uuid[];
+    parked_endpoints integer[];
     moved integer;
 BEGIN
     WITH RECURSIVE heads AS (
-        (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+        (SELECT d.endpoint_id, d.key, d.seq, d.event_id, d.next_attempt_at FROM outbox.deliveries AS d
          WHERE d.state = 'pending' AND d.key IS NOT NULL
          ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1)
         UNION ALL
-        SELECT n.endpoint_id, n.key, n.seq
+        SELECT n.endpoint_id, n.key, n.seq, n.event_id, n.next_attempt_at
         FROM heads AS h,
-             LATERAL (SELECT d.endpoint_id, d.key, d.seq FROM outbox.deliveries AS d
+             LATERAL (SELECT d.endpoint_id, d.key, d.seq, d.event_id, d.next_attempt_at
+                      FROM outbox.deliveries AS d
                       WHERE d.state = 'pending' AND d.key IS NOT NULL
                         AND (d.endpoint_id, d.key) > (h.endpoint_id, h.key)
                       ORDER BY d.endpoint_id, d.key, d.seq LIMIT 1) AS n
     )
+    SELECT array_agg(h.event_id), array_agg(h.endpoint_id)
+    INTO parked_events, parked_endpoints
+    FROM heads AS h
+    WHERE h.next_attempt_at = 'infinity';
+    IF parked_events IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- By primary key, for the reason given in outbox.record().
     UPDATE outbox.deliveries AS d
     SET next_attempt_at = now()
-    FROM heads AS h
-    WHERE d.endpoint_id = h.endpoint_id AND d.key = h.key AND d.seq = h.seq
-      AND d.state = 'pending' AND d.next_attempt_at = 'infinity';
+    FROM unnest(parked_events, parked_endpoints) AS x(event_id, endpoint_id)
+    WHERE d.event_id = x.event_id AND d.endpoint_id = x.endpoint_id
+      AND d.finished_at IS NULL AND NOT isfinite(d.next_attempt_at);
     GET DIAGNOSTICS moved = ROW_COUNT;
     RETURN moved;
 END

@@ -10,15 +10,23 @@ AS 'MODULE_PATHNAME', 'outbox_topic_matches';
 -- since the last call: one for each enabled endpoint whose topic patterns
 -- match, the default endpoint (0) only when include_default (the worker
 -- passes whether outbox.url is set). Called by the worker; returns the number
--- of events dispatched. With no endpoint to deliver to, events wait. An event is new when
+-- of events dispatched, or -1 when another caller is dispatching just then. With no endpoint to deliver to, events wait. An event is new when
 -- its transaction is visible now but was not in done_snapshot: it was in
 -- progress then (done_snapshot's xip list) or started after it (txid >= its
 -- xmax). Both are index lookups, so a long-running transaction does not make
 -- dispatch rescan old events.
+--
+-- Each batch must read the events index in order from the cursor and stop
+-- after max_events. Before outbox.events is analyzed, the planner takes a
+-- range of it for a few thousand rows and prefers a bitmap scan of the whole
+-- range and a sort: each batch then read the whole backlog (40 ms per
+-- thousand events at 100,000 pending, quadratic in all). Bitmap scans are
+-- off for this function, which leaves the ordered index scan.
 CREATE OR REPLACE FUNCTION outbox.dispatch(max_events integer, include_default boolean DEFAULT true)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET enable_bitmapscan = off
 AS $$
 DECLARE
     state     outbox.dispatch_state;
@@ -35,7 +43,7 @@ BEGIN
     END IF;
     SELECT * INTO state FROM outbox.dispatch_state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-        RETURN 0;  -- another worker is dispatching
+        RETURN -1;  -- another worker is dispatching: what it does not see, a next call will
     END IF;
     IF state.restored_at IS NOT NULL THEN
         -- Restored events that arrived before the dumped dispatch state

@@ -18,14 +18,18 @@ namespace outbox::pg {
 namespace {
 
 // Claim: see outbox.claim() in the install script.
-constexpr const char* kClaimSql = "SELECT * FROM outbox.claim($1, $2, $3)";
+constexpr const char* kClaimSql = "SELECT * FROM outbox.claim($1, $2, $3, $4)";
 
 // Record: see outbox.record() in the install script.
 constexpr const char* kRecordSql = "SELECT outbox.record($1::uuid[], $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 constexpr const char* kReleaseSql = R"sql(
 UPDATE outbox.deliveries AS d
-SET next_attempt_at = now(),
+SET next_attempt_at = CASE WHEN d.key IS NOT NULL AND EXISTS (
+                               SELECT 1 FROM outbox.deliveries AS p
+                               WHERE p.state = 'pending' AND p.endpoint_id = d.endpoint_id
+                                 AND p.key = d.key AND p.seq < d.seq)
+                           THEN 'infinity'::timestamptz ELSE now() END,
     attempts = d.attempts - CASE WHEN $4 THEN 1 ELSE 0 END
 FROM unnest($1::text[], $2::int4[], $3::int4[]) AS r(event_id, endpoint_id, attempt)
 WHERE d.event_id = r.event_id::uuid
@@ -87,7 +91,7 @@ constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
 
 Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
 Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
-Plan claim_plan{kClaimSql, 3, {INT4OID, INT4OID, INT8OID}, nullptr};
+Plan claim_plan{kClaimSql, 4, {INT4OID, INT4OID, INT8OID, INT4OID}, nullptr};
 Plan record_plan{kRecordSql, 10,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
                   INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
@@ -168,9 +172,10 @@ int dispatch_events(int max_events, bool include_default) {
     return isnull ? 0 : DatumGetInt32(dispatched);
 }
 
-int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
+int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, int followers, MemoryContext out,
                      ClaimedRow** rows) {
-    Datum values[3] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms)};
+    Datum values[4] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms),
+                       Int32GetDatum(followers)};
     int n = execute(claim_plan, values, nullptr, SPI_OK_SELECT);
     MemoryContext old = MemoryContextSwitchTo(out);
     *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
@@ -187,6 +192,7 @@ int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext o
         bool isnull = true;
         Datum created = SPI_getbinval(tuple, desc, 6, &isnull);
         row.created_at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(created);
+        row.key = column_text(tuple, desc, 7, nullptr);
     }
     MemoryContextSwitchTo(old);
     return n;

@@ -21,6 +21,7 @@ struct ClaimedRow {
     int payload_len;
     char* header_lines;  // event headers as "name: value\n..." or nullptr
     TimestampTz created_at;  // the delivery's
+    char* key;           // nullptr: unkeyed
 };
 
 // Creates the deliveries of up to `max_events` newly visible events
@@ -33,8 +34,10 @@ int unpark_heads();
 // Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
 // LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
 // delivery is claimed only when no earlier delivery of the same key and
-// endpoint is still pending.
-int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, MemoryContext out,
+// endpoint is still pending; with up to `followers` of the deliveries that
+// follow it in its key (its pipeline, see outbox.claim). Rows are in seq
+// order; a key's first row is its head.
+int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, int followers, MemoryContext out,
                      ClaimedRow** rows);
 
 // One attempt's result, ready to be written.
@@ -58,6 +61,8 @@ void record_results(const ResultRow* rows, int count);
 // Makes the given claimed deliveries due again at once, so they need not
 // wait for the lease: on shutdown, requests that never finished; any time,
 // claims that were never sent (`never_sent`: their attempt is not counted).
+// A keyed one behind an earlier pending delivery of its key is parked again
+// instead (a pipeline's rest, handed back when its predecessor failed).
 void release_claims(const ResultRow* rows, int count, bool never_sent);
 
 // Milliseconds until the earliest pending delivery (of any enabled endpoint)

@@ -10,6 +10,7 @@
 #include "core/outcome.hpp"
 #include "core/text.hpp"
 #include "http/client.hpp"
+#include "pg/claims.hpp"
 #include "pg/compat.hpp"
 #include "pg/gucs.hpp"
 #include "pg/endpoint.hpp"
@@ -59,7 +60,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr auto kFlushDelay = milliseconds(2);  // longest a finished result waits to be recorded
+constexpr auto kFlushDelay = milliseconds(5);  // longest a finished result waits to be recorded
 constexpr auto kPruneInterval = std::chrono::seconds(10);
 constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
 constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
@@ -68,15 +69,10 @@ constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size
 constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
 constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
-
-struct InFlight {
-    std::string event_id;
-    int32 endpoint_id;
-    int32 attempt;
-    TimestampTz created_at;  // the delivery's, just after its event's commit
-    TimestampTz started_at = 0;  // when its request started
-    bool limited = false;        // counted by limits_try_start(): limits_finish() when done
-};
+// A claim brings up to this many batches (outbox.batch_size) of deliveries
+// behind its keyed heads (Pipelines): a hot key then needs one transaction
+// per thousand events instead of one per event.
+constexpr int kPipelineBatches = 10;
 
 // An endpoint became failing or recovered (stats.hpp); told in the next
 // transaction (outbox.note_endpoint_health).
@@ -86,16 +82,6 @@ struct HealthNote {
     TimestampTz since;
     int32 consecutive_failures;
     std::string last_error;
-};
-
-// A claimed delivery whose request is built but not started. The worker
-// claims up to a batch ahead of its free request slots, so that a slot is
-// refilled the moment its request finishes, not after the next database
-// round trip, and requests are on the wire while the worker is in SQL.
-struct Ready {
-    http::Request request;
-    InFlight delivery;
-    Clock::time_point start_by;  // later, it is handed back: the lease must cover the wait and the request
 };
 
 struct Finished {
@@ -148,7 +134,7 @@ public:
                 // NOTIFY on our channel: consume the queue (so it can be
                 // truncated) and look for work.
                 pg_call([] { ProcessNotifyInterrupt(false); });
-                want_claim_ = true;
+                want_claim_ = dispatch_due_ = true;
             }
             client_.perform();
             collect_completed();
@@ -160,7 +146,7 @@ public:
             } catch (const PgError& e) {
                 log_message(WARNING, fmt::format("outbox worker: {}", e.what()), e.detail(), e.hint());
                 error_until_ = Clock::now() + kErrorBackoff;
-                want_claim_ = true;
+                want_claim_ = dispatch_due_ = true;
                 endpoints_version_.clear();  // reload them after an error
             }
             wait();
@@ -182,7 +168,7 @@ private:
             listen(settings_.channel);
         }
         endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
-        want_claim_ = true;
+        want_claim_ = dispatch_due_ = true;
     }
 
     // Committing transactions set the latches that are published. A paused
@@ -335,6 +321,7 @@ private:
                     client_.start(std::move(r.request));
                     started = true;
                 } else {
+                    pipelines_.hand_back(r.request.tag, unsent_);
                     unsent_.push_back(std::move(r.delivery));
                 }
                 queue.pop_front();
@@ -375,11 +362,13 @@ private:
         }
     }
 
-    // Every claimed request not started yet goes back (the endpoints changed).
+    // Every claimed request not started yet goes back (the endpoints
+    // changed), pipelines included.
     void hand_back_ready() {
         for (auto& [endpoint_id, queue] : ready_)
             for (Ready& r : queue) unsent_.push_back(std::move(r.delivery));
         ready_.clear();
+        pipelines_.hand_back_all(unsent_);
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -416,7 +405,7 @@ private:
         if (now >= claim_deadline_) {
             // The poll timer or the earliest retry fell due: look for work,
             // and re-arm the timer so that an idle worker does not spin.
-            want_claim_ = true;
+            want_claim_ = dispatch_due_ = true;
             claim_deadline_ = now + settings_.poll_interval;
         }
         try {
@@ -453,6 +442,7 @@ private:
         bool active = !settings_.paused;
         if (active) note_url_missing();
         claimed_pending_ = 0;
+        claimed_pipelines_.clear();
         // Recording may unblock keys (a head delivered or dead) and changes
         // the next due time: look for work in the same transaction.
         if (flush) want_claim_ = true;
@@ -472,7 +462,10 @@ private:
             if (!active) return;
             pg_call([] { replan_if_grown(); });
             refresh_endpoints();
-            dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
+            // Only when events may have come: a transaction that just
+            // records (a busy key's pipeline makes hundreds a second) skips it.
+            if (dispatch_due_)
+                dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
             for (auto [endpoint_id, limit] : claim_plan()) {
                 int room = static_cast<int>(free_slots());
                 if (room == 0) break;
@@ -508,8 +501,11 @@ private:
         if (!active) return;
         auto now = Clock::now();
         claim_deadline_ = now + settings_.poll_interval;
-        // A full batch or a full dispatch: there is probably more.
-        want_claim_ = claimed_full || dispatched == dispatch_limit;
+        // A full batch or a full dispatch: there is probably more. Another
+        // worker dispatching (-1) may have started before the commit that
+        // woke this one: look again.
+        dispatch_due_ = dispatched == dispatch_limit || dispatched < 0;
+        want_claim_ = claimed_full || dispatch_due_;
         // More than this worker took: the others share it (a commit wakes
         // only one worker).
         if (want_claim_) wake_other_workers(slot_);
@@ -518,6 +514,8 @@ private:
         for (Ready& r : claimed) {
             ready_[r.delivery.endpoint_id].push_back(std::move(r));
         }
+        for (auto& [tag, rest] : claimed_pipelines_) pipelines_.attach(tag, std::move(rest));
+        claimed_pipelines_.clear();
         start_ready();
     }
 
@@ -555,12 +553,20 @@ private:
         ClaimedRow* rows = nullptr;
         int lease_ms = static_cast<int>(std::max(settings_.lease, endpoint.timeout.value_or(milliseconds(0)) +
                                                                      std::chrono::seconds(5)).count());
-        int n = pg_call([&] { return claim_deliveries(endpoint_id, limit, lease_ms, query_cxt_, &rows); });
+        int followers = endpoint.limited() ? static_cast<int>(claim_window_of(endpoint, endpoint_cap()))
+                                           : settings_.batch_size * kPipelineBatches;
+        int n = pg_call([&] {
+            return claim_deliveries(endpoint_id, limit, lease_ms, followers, query_cxt_, &rows);
+        });
         // A claim waits for a slot at most half of what the lease leaves
         // beyond the request's own time limit; after that it is handed back.
         milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
         Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms) - request_timeout) / 2;
         int64_t timestamp = static_cast<int64_t>(std::time(nullptr));
+        // Rows come in seq order: a key's first row is its head, to be
+        // started like any claim; the others follow it (Pipelines).
+        std::unordered_map<std::string_view, std::size_t> pipeline_of_key;
+        int heads = 0;
         for (int i = 0; i < n; i++) {
             const ClaimedRow& row = rows[i];
             http::Request request;
@@ -579,10 +585,20 @@ private:
             request.headers = core::build_request_headers(in);
             request.timeout = request_timeout;
             request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-            claimed.push_back(Ready{std::move(request),
-                                    InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at}, start_by});
+            Ready ready{std::move(request), InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at},
+                        start_by};
+            if (row.key != nullptr) {
+                auto [it, head] = pipeline_of_key.try_emplace(row.key, claimed_pipelines_.size());
+                if (!head) {
+                    claimed_pipelines_[it->second].second.push_back(std::move(ready));
+                    continue;
+                }
+                claimed_pipelines_.emplace_back(ready.request.tag, std::deque<Ready>{});
+            }
+            claimed.push_back(std::move(ready));
+            heads++;
         }
-        return n;
+        return heads;
     }
 
     // Hands the first `count` claims back (outbox.release_claims).
@@ -670,6 +686,11 @@ private:
                                              endpoint != endpoints_.end() ? endpoint->second.name : "?",
                                              f.delivery.attempt, f.error));
             count_attempt(f, decision.outcome == core::Outcome::Delivered);
+            // The next delivery of its key's pipeline goes at once, ahead of
+            // other claims; after a failure to be retried, the rest goes back.
+            bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
+            if (auto next = pipelines_.next(response.tag, go_on, unsent_))
+                ready_[next->delivery.endpoint_id].push_front(std::move(*next));
             if (finished_.empty()) oldest_finished_ = Clock::now();
             finished_.push_back(std::move(f));
         }
@@ -701,7 +722,7 @@ private:
             }
         }
         for (const auto& [id, e] : endpoints_) {
-            int32 n = static_cast<int32>(e.in_flight + ready_of(id));
+            int32 n = static_cast<int32>(e.in_flight + ready_of(id) + pipelines_.held_of(id));
             int32& published = published_in_flight_[id];
             if (n == published) continue;
             pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
@@ -814,7 +835,7 @@ private:
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {
                 pg_call([] { ResetLatch(MyLatch); });
-                want_claim_ = true;  // a commit with new events, or a NOTIFY
+                want_claim_ = dispatch_due_ = true;  // a commit with new events, or a NOTIFY
             }
         }
     }
@@ -853,6 +874,9 @@ private:
     std::vector<Finished> finished_;
     std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
     std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
+    Pipelines pipelines_;           // claims behind a keyed request (claims.hpp)
+    // Pipelines claimed in the open transaction, attached once it commits.
+    std::vector<std::pair<std::uint64_t, std::deque<Ready>>> claimed_pipelines_;
     std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
     std::vector<HealthNote> health_;      // endpoint health changes to tell
     std::map<int32, int32> published_in_flight_;
@@ -866,6 +890,7 @@ private:
     Clock::time_point error_until_{};
     std::uint64_t last_tag_ = 0;
     bool want_claim_ = true;
+    bool dispatch_due_ = true;  // events may have been committed since the last dispatch
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
