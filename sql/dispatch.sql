@@ -70,3 +70,26 @@ SELECT (SELECT count(*) FROM outbox.events) AS events,
        (SELECT count(*) FROM outbox.deliveries) AS deliveries,
        (SELECT count(*) FROM outbox.deliveries d
         WHERE NOT EXISTS (SELECT 1 FROM outbox.events e WHERE e.id = d.event_id)) AS orphans;
+
+-- Key pipelines: claim(followers => n) brings each keyed head with up to n
+-- (shared among the keys) of the deliveries behind it in its key, leased and
+-- counted, in seq order. A row another transaction holds ends its key's
+-- pipeline there: the row after it is not claimed (no gap).
+SELECT outbox.create_endpoint('pipe', 'http://127.0.0.1:9/pipe', '{t.pipe}') IS NOT NULL AS created;
+SELECT count(*) AS enqueued
+FROM (SELECT outbox.enqueue('t.pipe', jsonb_build_object('n', n), key => 'p' || (n % 2))
+      FROM generate_series(0, 7) AS n) AS s;
+SELECT outbox.dispatch(100) > 0 AS dispatched;
+BEGIN;
+SELECT d.key AS locked FROM outbox.deliveries AS d JOIN outbox.events AS e ON e.id = d.event_id
+WHERE e.topic = 't.pipe' AND e.payload->>'n' = '5' FOR UPDATE OF d;
+PREPARE TRANSACTION 'outbox_regress_pipe';
+SELECT e.payload->>'n' AS n, c.key, c.attempt
+FROM outbox.claim((SELECT id FROM outbox.endpoints WHERE name = 'pipe'), 10, 60000, followers => 6) AS c
+JOIN outbox.events AS e ON e.id = c.event_id
+ORDER BY c.seq;
+ROLLBACK PREPARED 'outbox_regress_pipe';
+-- Everything of both keys is now leased or behind a leased row: nothing more.
+SELECT count(*) AS claimed_again
+FROM outbox.claim((SELECT id FROM outbox.endpoints WHERE name = 'pipe'), 10, 60000, followers => 6);
+SELECT outbox.drop_endpoint('pipe');
