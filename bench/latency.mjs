@@ -7,7 +7,9 @@
 // once through a hand-made outbox table and the polling relay.
 import path from 'node:path';
 import { env, scale, PAYLOAD } from './lib/env.mjs';
-import { connect, pool, setSystem, sleep } from './lib/pg.mjs';
+import { connect, one, pool, resetQueue, setSystem, sleep, workerPids } from './lib/pg.mjs';
+import { enqueueBacklog, unpauseAndDrain } from './drain.mjs';
+import { cpuSeconds } from './lib/proc.mjs';
 import { start } from './lib/proc.mjs';
 import { curve, summarize } from './lib/stats.mjs';
 import { startReceiver } from './receiver.mjs';
@@ -78,6 +80,16 @@ async function scenario(receiver, db, system, rateName, count, intervalMs, waitM
   };
 }
 
+// Runs a scenario and adds the CPU its workers used (utime + stime from
+// /proc, all workers together) per event received.
+async function withWorkerCpu(admin, run) {
+  const pids = await workerPids(admin);
+  const before = cpuSeconds(pids);
+  const s = await run();
+  const used = cpuSeconds(pids) - before;
+  return { ...s, workerCpuMsPerEvent: (used * 1000) / Math.max(1, s.sent - s.missing) };
+}
+
 async function warmUp(receiver, db, system) {
   receiver.reset();
   const { commits } = await produce(db, system, 20, 20, 10_000);
@@ -102,7 +114,26 @@ export async function measureLatency(log) {
     log(`latency: outbox, one event every ${LOW_INTERVAL_MS} ms (${lowCount})`);
     out.scenarios.push(await scenario(receiver, single, 'outbox', 'low', lowCount, LOW_INTERVAL_MS, 10_000));
     log(`latency: outbox, ${HIGH_RATE}/s for ${scale.latencyHighSeconds} s`);
-    out.scenarios.push(await scenario(receiver, many, 'outbox', 'high', highCount, 1000 / HIGH_RATE, 15_000));
+    out.scenarios.push(await withWorkerCpu(admin, () =>
+      scenario(receiver, many, 'outbox', 'high', highCount, 1000 / HIGH_RATE, 15_000)));
+
+    // The same right after a large drain, as after a burst in production:
+    // the tables hold the drained deliveries (retention) and autovacuum has
+    // them to work through.
+    const n = scale.latencyDrainEvents;
+    log(`latency: a drain of ${n.toLocaleString('en-US')} events first`);
+    await setSystem(admin, { 'outbox.paused': 'on', 'outbox.url': `http://127.0.0.1:${env.sinkPort}/hook` });
+    await resetQueue(admin);
+    await enqueueBacklog(admin, n, 'bench.before_latency');
+    await unpauseAndDrain(admin, n, log, 'drain before latency');
+    await setSystem(admin, { 'outbox.url': hookUrl });
+    await warmUp(receiver, single, 'outbox');
+    log(`latency: outbox after the drain, one event every ${LOW_INTERVAL_MS} ms (${lowCount})`);
+    out.scenarios.push({ ...await scenario(receiver, single, 'outbox', 'low', lowCount, LOW_INTERVAL_MS, 10_000),
+                         afterDrain: n });
+    log(`latency: outbox after the drain, ${HIGH_RATE}/s for ${scale.latencyHighSeconds} s`);
+    out.scenarios.push({ ...await withWorkerCpu(admin, () =>
+      scenario(receiver, many, 'outbox', 'high', highCount, 1000 / HIGH_RATE, 15_000)), afterDrain: n });
     await setSystem(admin, { 'outbox.url': `http://127.0.0.1:${env.sinkPort}/hook` });
 
     relay = start(process.execPath, [path.join(env.benchDir, 'polling-relay.mjs')], {

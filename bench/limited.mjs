@@ -18,10 +18,9 @@
 // in the bench database, and the workers' states in pg_stat_activity — what
 // to look at when the ratio misses (claims of the limited endpoint that
 // churn show as updates and CPU per delivery).
-import fs from 'node:fs';
 import { env, scale } from './lib/env.mjs';
 import { connect, one, resetQueue, setSystem, sleep, workerPids } from './lib/pg.mjs';
-import { run } from './lib/proc.mjs';
+import { cpuTicks, run } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { SinkCounter } from './lib/sink.mjs';
 import { enqueueBacklog } from './drain.mjs';
@@ -33,21 +32,6 @@ export const MAX_IN_FLIGHT = 2;
 const VARIANTS = ['alone', 'limited'];
 const SAMPLE_MS = 250;
 const STALL_S = 60;
-
-// CPU seconds (user + system) each process has used so far.
-function cpuTicks(pids) {
-  const out = {};
-  for (const pid of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[pid] = Number(fields[11]) + Number(fields[12]);  // utime, stime (fields 14, 15)
-    } catch {
-      out[pid] = NaN;
-    }
-  }
-  return out;
-}
 
 async function dbCounters(client) {
   return one(client, `

@@ -34,6 +34,7 @@ const scales = {
     statsPending: 100_000, attemptsEvents: 50_000, attemptsPairs: 2,
     limitedEvents: 50_000, limitedPairs: 1,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
+    latencyDrainEvents: 100_000,
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -46,6 +47,7 @@ const scales = {
     statsPending: 1_000_000, attemptsEvents: 100_000, attemptsPairs: 4,
     limitedEvents: 100_000, limitedPairs: 2,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
+    latencyDrainEvents: 300_000,
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -58,6 +60,7 @@ const scales = {
     statsPending: 1_000_000, attemptsEvents: 300_000, attemptsPairs: 4,
     limitedEvents: 300_000, limitedPairs: 3,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 1_000_000]],
+    latencyDrainEvents: 300_000,
   },
 };
 export const scale = scales[env.mode] ?? scales.default;

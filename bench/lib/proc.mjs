@@ -1,7 +1,8 @@
 // Child processes of the harness: every one has a time limit, and whatever
 // is still running when the harness exits is ended (bench/run.sh ends the
 // rest by pid).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 
 const running = new Set();
 
@@ -77,4 +78,27 @@ export function start(cmd, args, { env, maxMs = 3_600_000, onLine } = {}) {
       return r;
     },
   };
+}
+
+// Clock ticks per second of /proc/<pid>/stat's times.
+const clkTck = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
+
+// Ticks of CPU (user + system) each process has used so far (NaN: gone).
+export function cpuTicks(pids) {
+  const out = {};
+  for (const pid of pids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[pid] = Number(fields[11]) + Number(fields[12]);  // utime, stime (fields 14, 15)
+    } catch {
+      out[pid] = NaN;
+    }
+  }
+  return out;
+}
+
+// CPU seconds the processes have used so far, together.
+export function cpuSeconds(pids) {
+  return Object.values(cpuTicks(pids)).reduce((sum, t) => sum + t, 0) / clkTck;
 }

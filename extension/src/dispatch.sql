@@ -41,6 +41,21 @@ BEGIN
                    WHERE ep.enabled AND (ep.id <> 0 OR include_default)) THEN
         RETURN 0;
     END IF;
+    -- Nothing new since the last pass (most calls at a moderate rate come
+    -- after another worker's pass): return without locking or writing the
+    -- state, which would cost a WAL record each time. Without a pass under
+    -- way, leaving done_snapshot as it is changes nothing: the next pass
+    -- looks for the same transactions.
+    SELECT * INTO state FROM outbox.dispatch_state;
+    IF state.target_snapshot IS NULL AND state.restored_at IS NULL AND state.done_snapshot IS NOT NULL
+       -- No event from a transaction at or after the done snapshot's xmax
+       -- (one probe at the end of events_dispatch), and none of the
+       -- transactions it saw in progress has finished since.
+       AND coalesce((SELECT max(e.txid) FROM outbox.events AS e) < pg_snapshot_xmax(state.done_snapshot), true)
+       AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(state.done_snapshot) AS x(txid)
+                       WHERE pg_visible_in_snapshot(x.txid, pg_current_snapshot())) THEN
+        RETURN 0;
+    END IF;
     SELECT * INTO state FROM outbox.dispatch_state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN -1;  -- another worker is dispatching: what it does not see, a next call will

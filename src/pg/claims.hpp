@@ -27,6 +27,7 @@ struct InFlight {
     TimestampTz created_at;  // the delivery's, just after its event's commit
     TimestampTz started_at = 0;  // when its request started
     bool limited = false;        // counted by limits_try_start(): limits_finish() when done
+    bool keyed = false;          // its result may let a parked delivery of its key go
 };
 
 // A claimed delivery whose request is built but not started. The worker

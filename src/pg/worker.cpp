@@ -73,6 +73,7 @@ constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight
 // behind its keyed heads (Pipelines): a hot key then needs one transaction
 // per thousand events instead of one per event.
 constexpr int kPipelineBatches = 10;
+constexpr auto kDispatchRetry = milliseconds(2);  // another worker was dispatching: about its transaction's length
 
 // An endpoint became failing or recovered (stats.hpp); told in the next
 // transaction (outbox.note_endpoint_health).
@@ -146,7 +147,7 @@ public:
             } catch (const PgError& e) {
                 log_message(WARNING, fmt::format("outbox worker: {}", e.what()), e.detail(), e.hint());
                 error_until_ = Clock::now() + kErrorBackoff;
-                want_claim_ = dispatch_due_ = true;
+                want_claim_ = dispatch_due_ = next_due_stale_ = true;
                 endpoints_version_.clear();  // reload them after an error
             }
             wait();
@@ -168,7 +169,7 @@ private:
             listen(settings_.channel);
         }
         endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
-        want_claim_ = dispatch_due_ = true;
+        want_claim_ = dispatch_due_ = next_due_stale_ = true;
     }
 
     // Committing transactions set the latches that are published. A paused
@@ -381,10 +382,15 @@ private:
         }
     }
 
+    // Results wait up to kFlushDelay to be written together, usually with
+    // the next commit's dispatch and claim: at a moderate rate that is one
+    // transaction per event instead of two. A keyed result is written as
+    // soon as the worker is idle: the next delivery of its key may be
+    // parked until then.
     bool should_flush() const {
         if (finished_.empty()) return false;
         return finished_.size() >= static_cast<std::size_t>(settings_.batch_size) ||
-               client_.in_flight() == 0 || Clock::now() - oldest_finished_ >= kFlushDelay;
+               (client_.in_flight() == 0 && finished_keyed_) || Clock::now() - oldest_finished_ >= kFlushDelay;
     }
 
     bool should_transact() {
@@ -405,8 +411,12 @@ private:
         if (now >= claim_deadline_) {
             // The poll timer or the earliest retry fell due: look for work,
             // and re-arm the timer so that an idle worker does not spin.
-            want_claim_ = dispatch_due_ = true;
+            want_claim_ = dispatch_due_ = next_due_stale_ = true;
             claim_deadline_ = now + settings_.poll_interval;
+        }
+        if (now >= dispatch_retry_at_) {
+            want_claim_ = dispatch_due_ = true;
+            dispatch_retry_at_ = Clock::time_point::max();
         }
         try {
             if (should_transact()) deliver_transaction();
@@ -439,6 +449,8 @@ private:
         int dispatch_limit = settings_.batch_size * 10;
         int dispatched = 0;
         bool flush = !finished_.empty();
+        bool flush_retries = std::any_of(finished_.begin(), finished_.end(),
+                                         [](const Finished& f) { return std::string_view(f.state) == "pending"; });
         bool active = !settings_.paused;
         if (active) note_url_missing();
         claimed_pending_ = 0;
@@ -477,7 +489,10 @@ private:
                 // window is small and whose limit holds for all workers.
                 if (got == asked && !endpoints_.at(endpoint_id).limited()) claimed_full = true;
             }
-            if (!claimed_full) next_due_ms = pg_call([] { return ms_until_next_due(); });
+            // The earliest retry changes when this worker writes one (other
+            // workers watch their own), and is looked up again at each poll.
+            if (!claimed_full && (next_due_stale_ || flush_retries))
+                next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
         claimed_pending_ = 0;  // started below, or dropped with the failed transaction
         pg_call([&] { MemoryContextReset(query_cxt_); });
@@ -494,6 +509,7 @@ private:
         }
         if (flush) {
             finished_.clear();
+            finished_keyed_ = false;
             gone_.clear();
             health_.clear();
         }
@@ -503,14 +519,18 @@ private:
         claim_deadline_ = now + settings_.poll_interval;
         // A full batch or a full dispatch: there is probably more. Another
         // worker dispatching (-1) may have started before the commit that
-        // woke this one: look again.
+        // woke this one: look again once it is done, without waking it.
         dispatch_due_ = dispatched == dispatch_limit || dispatched < 0;
-        want_claim_ = claimed_full || dispatch_due_;
+        if (dispatched < 0) dispatch_retry_at_ = now + kDispatchRetry;
+        want_claim_ = claimed_full || dispatched == dispatch_limit;
         // More than this worker took: the others share it (a commit wakes
         // only one worker).
         if (want_claim_) wake_other_workers(slot_);
-        if (next_due_ms && *next_due_ms >= 0)
-            claim_deadline_ = std::min(claim_deadline_, now + milliseconds(*next_due_ms));
+        if (next_due_ms) {
+            next_due_at_ = *next_due_ms >= 0 ? now + milliseconds(*next_due_ms) : Clock::time_point::max();
+            next_due_stale_ = false;
+        }
+        if (next_due_at_ > now) claim_deadline_ = std::min(claim_deadline_, next_due_at_);
         for (Ready& r : claimed) {
             ready_[r.delivery.endpoint_id].push_back(std::move(r));
         }
@@ -587,6 +607,7 @@ private:
             request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
             Ready ready{std::move(request), InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at},
                         start_by};
+            ready.delivery.keyed = row.key != nullptr;
             if (row.key != nullptr) {
                 auto [it, head] = pipeline_of_key.try_emplace(row.key, claimed_pipelines_.size());
                 if (!head) {
@@ -692,6 +713,7 @@ private:
             if (auto next = pipelines_.next(response.tag, go_on, unsent_))
                 ready_[next->delivery.endpoint_id].push_front(std::move(*next));
             if (finished_.empty()) oldest_finished_ = Clock::now();
+            finished_keyed_ = finished_keyed_ || f.delivery.keyed;
             finished_.push_back(std::move(f));
         }
     }
@@ -817,7 +839,7 @@ private:
     long wait_timeout_ms() {
         auto now = Clock::now();
         if (now >= error_until_ && should_transact()) return 0;
-        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_, limits_wake_});
+        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_, limits_wake_, dispatch_retry_at_});
         if (!finished_.empty()) deadline = std::min(deadline, oldest_finished_ + kFlushDelay);
         if (now < error_until_) deadline = std::max(deadline, error_until_);
         auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
@@ -891,6 +913,10 @@ private:
     std::uint64_t last_tag_ = 0;
     bool want_claim_ = true;
     bool dispatch_due_ = true;  // events may have been committed since the last dispatch
+    Clock::time_point dispatch_retry_at_ = Clock::time_point::max();  // after another worker's dispatch
+    bool finished_keyed_ = false;   // a result in finished_ is of a keyed delivery
+    Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up
+    bool next_due_stale_ = true;    // look it up in the next transaction
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
@@ -916,6 +942,13 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // compilation (triggered by cost estimates on large backlogs) would cost
     // more than any of them.
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
+    // The worker's statements (and those inside outbox.dispatch, claim and
+    // record) run with new parameters thousands of times a second. Custom
+    // plans re-plan each call, most of the cost of a small batch (about
+    // 0.2 ms of 0.3 per claim); generic plans are made once, and again when
+    // the tables grow (replan.cpp). They were written not to depend on the
+    // values.
+    SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION);
     // Claims (FOR UPDATE SKIP LOCKED), pruning and truncation rely on each
     // statement seeing what committed before it, whatever the server's or
     // database's default_transaction_isolation.
