@@ -23,6 +23,7 @@
 #include "pg/shmem.hpp"
 #include "pg/stats.hpp"
 #include "pg/transaction.hpp"
+#include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
 extern "C" {
@@ -73,6 +74,10 @@ constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight
 // behind its keyed heads (Pipelines): a hot key then needs one transaction
 // per thousand events instead of one per event.
 constexpr int kPipelineBatches = 10;
+// A drain this large (results written by worker 0) makes it look at the dead
+// rows of outbox.deliveries once idle, and vacuum at this many.
+constexpr std::size_t kVacuumAfterResults = 5000;
+constexpr int64 kVacuumMinDeadRows = 10000;
 constexpr auto kDispatchRetry = milliseconds(2);  // another worker was dispatching: about its transaction's length
 
 // An endpoint became failing or recovered (stats.hpp); told in the next
@@ -421,6 +426,7 @@ private:
         try {
             if (should_transact()) deliver_transaction();
             if (Clock::now() >= next_prune_) prune();
+            vacuum_after_drain();
             consecutive_errors_ = 0;
         } catch (const PgError&) {
             // A batch of results that cannot be written must not block the
@@ -508,6 +514,7 @@ private:
             return;
         }
         if (flush) {
+            recorded_since_vacuum_ += finished_.size();
             finished_.clear();
             finished_keyed_ = false;
             gone_.clear();
@@ -787,6 +794,21 @@ private:
         next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
     }
 
+    // Worker 0, once idle after recording a large drain: when the dead rows
+    // it left in outbox.deliveries are many, have them vacuumed now rather
+    // than when autovacuum comes round (vacuum.hpp says why).
+    void vacuum_after_drain() {
+        if (slot_ != 0 || recorded_since_vacuum_ < kVacuumAfterResults) return;
+        if (!in_flight_.empty() || !ready_.empty() || !finished_.empty() || want_claim_) return;
+        recorded_since_vacuum_ = 0;
+        int64 dead = 0;
+        in_transaction("outbox: dead rows", [&] {
+            if (pg_call([] { return extension_installed(); })) dead = pg_call([] { return deliveries_dead_tuples(); });
+        });
+        if (dead >= kVacuumMinDeadRows && pg_call([] { return start_deliveries_vacuum(); }))
+            log_message(DEBUG1, fmt::format("outbox: {} dead rows in outbox.deliveries after a drain; vacuuming it", dead));
+    }
+
     void truncate_when_empty() {
         if (truncate_failed_) return;
         int64 freed = 0;
@@ -917,6 +939,7 @@ private:
     bool finished_keyed_ = false;   // a result in finished_ is of a keyed delivery
     Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up
     bool next_due_stale_ = true;    // look it up in the next transaction
+    std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
