@@ -20,6 +20,8 @@ import { measureFanout } from './fanout.mjs';
 import { measureAttempts } from './attempts.mjs';
 import { measureLimited } from './limited.mjs';
 import { measureHotKey } from './hotkey.mjs';
+import { measureTls } from './tls.mjs';
+import { measurePgNet } from './pgnet.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
 import { measureLatency } from './latency.mjs';
@@ -44,6 +46,8 @@ const phases = [
   ['attempts', measureAttempts],
   ['limited', measureLimited],
   ['keyed', measureHotKey],
+  ['tls', measureTls],
+  ['pgNet', measurePgNet],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],
   ['latency', measureLatency],

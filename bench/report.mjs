@@ -73,6 +73,26 @@ export function buildRows(r) {
           `${int(k.delivered)} delivered, ${int(k.httpRequests)} requests, ${k.inversions} finished out of key order`);
     }
   }
+  if (!failed('2 drain', 'TLS', 'tls') && r.tls) {
+    const t = r.tls;
+    add('2 drain', `drain ${int(t.events)} events over HTTPS / over HTTP (same nginx, keep-alive)`,
+        `${fix(t.ratio)}× (${int(t.httpsPerSecond)} vs ${int(t.httpPerSecond)} events/s)`, '≥ 0.80×',
+        t.done && t.ratio >= 0.8,
+        `median of ${t.ratios.length} pairs (${t.ratios.map((x) => fix(x)).join(', ')}); ` +
+        `${int(t.handshakes)} TLS handshakes (connections nginx accepted) for ${int(t.events)} events`);
+  }
+  if (!failed('2 drain', 'pg_net', 'pgNet') && r.pgNet) {
+    const p = r.pgNet;
+    if (p.skipped) {
+      add('2 drain', '20,000 webhooks to nginx, outbox / pg_net', 'skipped', 'comparison', null, p.skipped);
+    } else {
+      add('2 drain', `${int(p.events)} webhooks to nginx, outbox / pg_net ${p.version}`,
+          `${fix(p.ratio, 1)}× (${int(p.outbox.perSecond)} vs ${int(p.pgNet.perSecond)} requests/s)`, 'comparison', null,
+          `from the first commit to the last answer: outbox ${fix(p.outbox.seconds, 1)} s, pg_net ` +
+          `${fix(p.pgNet.seconds, 1)} s (${p.pgNet.done ? 'all answered' : `${int(p.pgNet.answered)} answered`}` +
+          `, ${int(p.pgNetFailed)} responses not 204)`);
+    }
+  }
   if (!failed('2 drain', 'polling relay drain', 'pollingDrain') && r.pollingDrain) {
     const p = r.pollingDrain;
     add('2 drain', `polling relay drain ${int(p.events)} rows (1 s poll, batch 100)`,

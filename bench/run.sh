@@ -8,8 +8,11 @@
 #   --full     1M-event drain, more and longer rounds
 #   --no-build use the installed extension and the built micro_bench as they are
 #   --only=a,b run only some measurements: sink micro enqueue claim stats drain
-#              prune fanout attempts limited load pollingDrain latency
-#              (prune needs drain)
+#              prune fanout attempts limited keyed tls pgNet load pollingDrain
+#              latency (prune needs drain)
+#   --pg-net=DIR build pg_net from the source tree DIR (supabase/pg_net, not
+#              kept here) and compare it side by side (pgNet); without it
+#              that row says it was skipped
 #
 # Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools; npm:
 # package.json), builds and installs the extension, then runs everything on
@@ -19,14 +22,15 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-mode=default build=1 only=""
+mode=default build=1 only="" pg_net_src=""
 for arg in "$@"; do
     case "$arg" in
         --quick) mode=quick ;;
         --full) mode=full ;;
         --no-build) build=0 ;;
         --only=*) only=${arg#--only=} ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --pg-net=*) pg_net_src=$(cd "${arg#--pg-net=}" && pwd) || { echo "no such directory: ${arg#--pg-net=}" >&2; exit 2; } ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg (use --quick, --full or --no-build)" >&2; exit 2 ;;
     esac
 done
@@ -35,7 +39,7 @@ source "$root/scripts/deps.sh"
 source "$here/lib/cluster.sh"
 source "$here/lib/nginx.sh"
 
-ensure_deps cmake libgtest-dev libbenchmark-dev nginx gnuplot-nox wrk
+ensure_deps cmake libgtest-dev libbenchmark-dev nginx gnuplot-nox wrk openssl
 export PATH="$(pg_config --bindir):$PATH"
 
 if [ "$build" = 1 ]; then
@@ -79,17 +83,28 @@ free_port() {
 }
 
 sink_port=$(free_port)
+tls_port=$(free_port)
 pg_port=$(( 40000 + RANDOM % 20000 ))
 
+if [ -n "$pg_net_src" ]; then
+    # A copy, so that the source tree stays as it was given.
+    echo "== building pg_net from $pg_net_src"
+    cp -a "$pg_net_src" "$tmp/pg_net-build"
+    make -C "$tmp/pg_net-build" -s -j"$(nproc)" PG_CONFIG="$(command -v pg_config)" >"$tmp/pg_net-build.log" 2>&1 &&
+        make -C "$tmp/pg_net-build" -s install PG_CONFIG="$(command -v pg_config)" >>"$tmp/pg_net-build.log" 2>&1 || {
+        tail -20 "$tmp/pg_net-build.log" >&2; echo "pg_net did not build" >&2; exit 1; }
+    export BENCH_PGNET=1
+fi
+
 echo "== starting nginx on 127.0.0.1:$sink_port and a cluster in $tmp/pg (mode: $mode)"
-nginx_start "$tmp/nginx" "$sink_port"
+nginx_start "$tmp/nginx" "$sink_port" "$tls_port"
 cluster_start "$tmp/pg" "$pg_port" "$sink_port"
 
 mkdir -p "$here/results"
 # In the background, so that a signal runs the cleanup at once instead of
 # after the harness has finished.
 BENCH_MODE=$mode BENCH_TMP=$tmp BENCH_PGHOST=$tmp/pg BENCH_PGPORT=$pg_port \
-BENCH_PGDATA=$tmp/pg/data BENCH_SINK_PORT=$sink_port BENCH_ROOT=$root \
+BENCH_PGDATA=$tmp/pg/data BENCH_SINK_PORT=$sink_port BENCH_TLS_PORT=$tls_port BENCH_ROOT=$root \
 BENCH_RESULTS=$here/results BENCH_ONLY=$only \
     node "$here/harness.mjs" &
 harness_pid=$!

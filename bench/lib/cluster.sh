@@ -25,7 +25,8 @@ max_wal_size = 8GB
 checkpoint_timeout = 30min
 log_min_messages = warning
 log_line_prefix = '%m [%p] %b '
-shared_preload_libraries = 'outbox'
+shared_preload_libraries = 'outbox${BENCH_PGNET:+,pg_net}'
+${BENCH_PGNET:+pg_net.database_name = 'bench'}
 outbox.database = 'bench'
 outbox.url = 'http://127.0.0.1:$sink_port/hook'
 outbox.secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
@@ -38,7 +39,7 @@ CONF
     # bench: the database the worker serves; claimdb: a second copy of the
     # schema that no worker touches, for timing the claim query alone.
     "${psql[@]}" -d postgres -c "CREATE DATABASE bench" -c "CREATE DATABASE claimdb" >/dev/null &&
-        "${psql[@]}" -d bench -c "CREATE EXTENSION outbox" >/dev/null &&
+        "${psql[@]}" -d bench -c "CREATE EXTENSION outbox" ${BENCH_PGNET:+-c "CREATE EXTENSION pg_net"} >/dev/null &&
         "${psql[@]}" -d claimdb -c "CREATE EXTENSION outbox" >/dev/null
 }
 

@@ -14,6 +14,7 @@ export const env = {
   pgport: Number(required('BENCH_PGPORT')),
   pgdata: required('BENCH_PGDATA'),
   sinkPort: Number(required('BENCH_SINK_PORT')),
+  tlsPort: Number(required('BENCH_TLS_PORT')),  // the same nginx over HTTPS (certificate: tmp/nginx/cert.pem)
   root: required('BENCH_ROOT'),
   results: required('BENCH_RESULTS'),
 };
@@ -35,6 +36,7 @@ const scales = {
     limitedEvents: 50_000, limitedPairs: 1,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
     latencyDrainEvents: 100_000,
+    tlsEvents: 50_000, tlsPairs: 1,
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -48,6 +50,7 @@ const scales = {
     limitedEvents: 100_000, limitedPairs: 2,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
     latencyDrainEvents: 300_000,
+    tlsEvents: 100_000, tlsPairs: 2,
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -61,6 +64,7 @@ const scales = {
     limitedEvents: 300_000, limitedPairs: 3,
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 1_000_000]],
     latencyDrainEvents: 300_000,
+    tlsEvents: 100_000, tlsPairs: 3,
   },
 };
 export const scale = scales[env.mode] ?? scales.default;

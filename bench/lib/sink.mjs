@@ -11,12 +11,17 @@ export class SinkCounter {
   }
 
   async raw() {
+    return (await this.status()).requests;
+  }
+
+  // nginx's totals: connections accepted and requests handled.
+  async status() {
     const res = await fetch(this.url, { signal: AbortSignal.timeout(5000) });
     const text = await res.text();
     this.statusRequests++;
     const m = /\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n/.exec(text);
     if (!m) throw new Error(`unexpected nginx status: ${text}`);
-    return Number(m[3]);
+    return { connections: Number(m[1]), requests: Number(m[3]) };
   }
 
   // Starts counting from zero.
