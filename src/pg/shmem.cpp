@@ -70,13 +70,22 @@ void withdraw_worker_latch(int slot) { publish_worker_latch(slot, nullptr); }
 // memory for the postmaster's lifetime, so at worst we set the latch of a
 // process that has just exited, which is harmless. Setting a latch that is
 // set already, or whose worker is not sleeping, costs no system call.
+//
+// Every commit wakes the same worker, the first running one. Commits that
+// come while it is in a transaction leave its latch set, and its next
+// transaction takes all their events at once: at a moderate rate that is
+// what batches them. Spread over the workers, each commit cost a transaction
+// of its own, and concurrent dispatches found each other's lock (measured at
+// 1,000 events/s: 0.9 ms of worker CPU per event). The woken worker wakes the
+// others when there is more than it can take (wake_other_workers).
 void wake_a_worker() {
     if (shared == nullptr) return;
-    Latch* running[kMaxWorkers];
-    int n = 0;
-    for (Latch* latch : shared->worker_latch)
-        if (latch != nullptr) running[n++] = latch;
-    if (n > 0) SetLatch(running[MyProcPid % n]);
+    for (Latch* latch : shared->worker_latch) {
+        if (latch != nullptr) {
+            SetLatch(latch);
+            return;
+        }
+    }
 }
 
 void wake_other_workers(int slot) {
