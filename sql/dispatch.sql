@@ -93,3 +93,26 @@ ROLLBACK PREPARED 'outbox_regress_pipe';
 SELECT count(*) AS claimed_again
 FROM outbox.claim((SELECT id FROM outbox.endpoints WHERE name = 'pipe'), 10, 60000, followers => 6);
 SELECT outbox.drop_endpoint('pipe');
+
+-- dispatch_and_lease(): the worker's dispatch, which also leases (attempt
+-- counted) up to a limit of each listed endpoint's new deliveries that are
+-- due at once, in seq order; parked ones (behind their key) are not leased.
+SELECT outbox.create_endpoint('lease', 'http://127.0.0.1:9/lease', '{t.lease}') IS NOT NULL AS created;
+SELECT count(*) AS enqueued
+FROM (SELECT outbox.enqueue('t.lease', jsonb_build_object('n', n), key => CASE WHEN n >= 2 THEN 'L' END)
+      FROM generate_series(0, 4) AS n) AS s;
+SELECT d.dispatched, cardinality(d.leased_events) AS leased
+FROM outbox.dispatch_and_lease(100, false, 60000,
+                               ARRAY[(SELECT id FROM outbox.endpoints WHERE name = 'lease')], ARRAY[3]) AS d;
+SELECT e.payload->>'n' AS n, d.key, d.attempts, d.next_attempt_at = 'infinity' AS parked,
+       d.next_attempt_at > now() + interval '50 seconds' AND NOT d.next_attempt_at = 'infinity' AS leased
+FROM outbox.deliveries AS d JOIN outbox.events AS e ON e.id = d.event_id
+WHERE e.topic = 't.lease' ORDER BY d.seq;
+-- claimed() reads leased deliveries as claim() returns them.
+SELECT e.payload->>'n' AS n, c.attempt, c.key, c.endpoint_id = (SELECT id FROM outbox.endpoints WHERE name = 'lease') AS ours
+FROM outbox.claimed((SELECT array_agg(d.event_id) FROM outbox.deliveries AS d WHERE d.attempts = 1 AND d.key IS NULL
+                     AND d.endpoint_id = (SELECT id FROM outbox.endpoints WHERE name = 'lease')),
+                    (SELECT array_agg(d.endpoint_id) FROM outbox.deliveries AS d WHERE d.attempts = 1 AND d.key IS NULL
+                     AND d.endpoint_id = (SELECT id FROM outbox.endpoints WHERE name = 'lease'))) AS c
+JOIN outbox.events AS e ON e.id = c.event_id;
+SELECT outbox.drop_endpoint('lease');

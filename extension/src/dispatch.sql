@@ -22,8 +22,18 @@ AS 'MODULE_PATHNAME', 'outbox_topic_matches';
 -- range and a sort: each batch then read the whole backlog (40 ms per
 -- thousand events at 100,000 pending, quadratic in all). Bitmap scans are
 -- off for this function, which leaves the ordered index scan.
-CREATE OR REPLACE FUNCTION outbox.dispatch(max_events integer, include_default boolean DEFAULT true)
-RETURNS integer
+--
+-- dispatch_and_lease() is the worker's form: it also leases, as claim()
+-- would, up to lease_limits[i] of the deliveries it makes for endpoint
+-- lease_endpoints[i] that are due at once (not parked behind their key),
+-- for lease_ms, counting the attempt; their ids come back in leased_events
+-- and leased_endpoints (outbox.claimed() reads them). Made leased, a
+-- delivery costs one row version less than made and then claimed: the row
+-- and index entries a claim's UPDATE writes, and its WAL.
+CREATE OR REPLACE FUNCTION outbox.dispatch_and_lease(
+    max_events integer, include_default boolean, lease_ms bigint,
+    lease_endpoints integer[], lease_limits integer[],
+    OUT dispatched integer, OUT leased_events uuid[], OUT leased_endpoints integer[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET enable_bitmapscan = off
@@ -37,9 +47,10 @@ DECLARE
     n         integer;
     first_filter_errors text[];
 BEGIN
+    dispatched := 0;
     IF NOT EXISTS (SELECT 1 FROM outbox.endpoints AS ep
                    WHERE ep.enabled AND (ep.id <> 0 OR include_default)) THEN
-        RETURN 0;
+        RETURN;
     END IF;
     -- Nothing new since the last pass (most calls at a moderate rate come
     -- after another worker's pass): return without locking or writing the
@@ -54,11 +65,12 @@ BEGIN
        AND coalesce((SELECT max(e.txid) FROM outbox.events AS e) < pg_snapshot_xmax(state.done_snapshot), true)
        AND NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(state.done_snapshot) AS x(txid)
                        WHERE pg_visible_in_snapshot(x.txid, pg_current_snapshot())) THEN
-        RETURN 0;
+        RETURN;
     END IF;
     SELECT * INTO state FROM outbox.dispatch_state FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
-        RETURN -1;  -- another worker is dispatching: what it does not see, a next call will
+        dispatched := -1;  -- another worker is dispatching: what it does not see, a next call will
+        RETURN;
     END IF;
     IF state.restored_at IS NOT NULL THEN
         -- Restored events that arrived before the dumped dispatch state
@@ -125,19 +137,32 @@ BEGIN
         -- 'infinity' keeps it out of the claim's scan until recording its
         -- predecessor's outcome moves it up (outbox.record). Claims still
         -- check the order themselves; parking only keeps them cheap.
-        INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key, next_attempt_at)
-        SELECT m.id, m.endpoint_id, m.seq, m.key,
-               CASE WHEN m.key IS NOT NULL
-                     AND (m.nth_of_key > 1
-                          OR EXISTS (SELECT 1 FROM outbox.deliveries AS p
-                                     WHERE p.state = 'pending' AND p.endpoint_id = m.endpoint_id
-                                       AND p.key = m.key AND p.seq < m.seq))
-                    THEN 'infinity'::timestamptz ELSE now() END
-        FROM (SELECT r.id, r.endpoint_id, r.seq, r.key,
-                     row_number() OVER (PARTITION BY r.endpoint_id, r.key ORDER BY r.seq) AS nth_of_key
-              FROM routed AS r
-              WHERE r.pass) AS m
+        -- The first of each endpoint's due ones (in seq order) are leased,
+        -- as many as lease_limits allows.
+        INSERT INTO outbox.deliveries (event_id, endpoint_id, seq, key, next_attempt_at, attempts, last_attempt_at)
+        SELECT q.id, q.endpoint_id, q.seq, q.key,
+               CASE WHEN q.parked THEN 'infinity'::timestamptz
+                    WHEN q.leased THEN now() + lease_ms * interval '1 millisecond'
+                    ELSE now() END,
+               CASE WHEN q.leased THEN 1 ELSE 0 END,
+               CASE WHEN q.leased THEN now() END
+        FROM (SELECT p.*,
+                     NOT p.parked AND row_number() OVER (PARTITION BY p.endpoint_id, p.parked ORDER BY p.seq)
+                                      <= coalesce(l.lim, 0) AS leased
+              FROM (SELECT m.id, m.endpoint_id, m.seq, m.key,
+                           m.key IS NOT NULL
+                           AND (m.nth_of_key > 1
+                                OR EXISTS (SELECT 1 FROM outbox.deliveries AS p
+                                           WHERE p.state = 'pending' AND p.endpoint_id = m.endpoint_id
+                                             AND p.key = m.key AND p.seq < m.seq)) AS parked
+                    FROM (SELECT r.id, r.endpoint_id, r.seq, r.key,
+                                 row_number() OVER (PARTITION BY r.endpoint_id, r.key ORDER BY r.seq) AS nth_of_key
+                          FROM routed AS r
+                          WHERE r.pass) AS m) AS p
+              LEFT JOIN unnest(lease_endpoints, lease_limits) AS l(endpoint_id, lim)
+                ON l.endpoint_id = p.endpoint_id) AS q
         ON CONFLICT DO NOTHING
+        RETURNING event_id, endpoint_id, attempts
     ), filter_failed AS (
         -- A filter that fails on an event (a string compared with a number,
         -- say) is no match; counted per endpoint, logged the first time.
@@ -150,8 +175,10 @@ BEGIN
     SELECT count(*),
            (array_agg(b.txid ORDER BY b.txid DESC, b.seq DESC))[1],
            (array_agg(b.seq ORDER BY b.txid DESC, b.seq DESC))[1],
-           (SELECT array_agg(format('"%s" (%s)', f.name, f.filter)) FROM filter_failed AS f WHERE f.first)
-    INTO n, last_txid, last_seq, first_filter_errors
+           (SELECT array_agg(format('"%s" (%s)', f.name, f.filter)) FROM filter_failed AS f WHERE f.first),
+           (SELECT array_agg(i.event_id) FROM inserted AS i WHERE i.attempts = 1),
+           (SELECT array_agg(i.endpoint_id) FROM inserted AS i WHERE i.attempts = 1)
+    INTO n, last_txid, last_seq, first_filter_errors, leased_events, leased_endpoints
     FROM batch AS b;
 
     IF first_filter_errors IS NOT NULL THEN
@@ -171,6 +198,31 @@ BEGIN
         SET target_snapshot = state.target_snapshot,
             cursor_txid = last_txid, cursor_seq = last_seq;
     END IF;
-    RETURN n;
+    dispatched := n;
 END
+$$;
+
+CREATE OR REPLACE FUNCTION outbox.dispatch(max_events integer, include_default boolean DEFAULT true)
+RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.dispatched FROM outbox.dispatch_and_lease(max_events, include_default, 0, '{}', '{}') AS d
+$$;
+
+-- The deliveries dispatch_and_lease() leased, as claim() returns them (with
+-- their endpoint), in seq order.
+CREATE OR REPLACE FUNCTION outbox.claimed(event_ids uuid[], endpoint_ids integer[])
+RETURNS TABLE (event_id uuid, attempt integer, topic text, payload text, header_lines text,
+               created_at timestamptz, key text, seq bigint, endpoint_id integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.event_id, d.attempts, e.topic, e.payload::text,
+           (SELECT string_agg(h.key || ': ' || h.value, E'\n') FROM jsonb_each_text(e.headers) AS h),
+           d.created_at, d.key, d.seq, d.endpoint_id
+    FROM unnest(event_ids, endpoint_ids) AS x(event_id, endpoint_id)
+    JOIN outbox.deliveries AS d ON d.event_id = x.event_id AND d.endpoint_id = x.endpoint_id
+    JOIN outbox.events AS e ON e.id = x.event_id
+    ORDER BY d.seq
 $$;

@@ -87,10 +87,16 @@ constexpr const char* kUnparkSql = "SELECT outbox.unpark_heads()";
 
 constexpr const char* kNoteHealthSql = "SELECT outbox.note_endpoint_health($1, $2, $3, $4, $5)";
 
-constexpr const char* kDispatchSql = "SELECT outbox.dispatch($1, $2)";
+// One row per leased delivery (each with the dispatched count), or one row
+// of NULLs after the count when none was leased.
+constexpr const char* kDispatchSql = R"sql(
+SELECT d.dispatched, c.*
+FROM outbox.dispatch_and_lease($1, $2, $3, $4, $5) AS d
+LEFT JOIN LATERAL outbox.claimed(d.leased_events, d.leased_endpoints) AS c ON true
+)sql";
 
 Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
-Plan dispatch_plan{kDispatchSql, 2, {INT4OID, BOOLOID}, nullptr};
+Plan dispatch_plan{kDispatchSql, 5, {INT4OID, BOOLOID, INT8OID, INT4ARRAYOID, INT4ARRAYOID}, nullptr};
 Plan claim_plan{kClaimSql, 4, {INT4OID, INT4OID, INT8OID, INT4OID}, nullptr};
 Plan record_plan{kRecordSql, 10,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
@@ -155,6 +161,34 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
     return isnull ? 0 : DatumGetInt32(d);
 }
 
+// Reads claimed rows (outbox.claim's columns, starting at `first`; then the
+// endpoint, or `endpoint_id` when the result has no such column) from
+// SPI_tuptable's rows [from, to).
+int read_claimed(int first, int from, int to, int32 endpoint_id, MemoryContext out, ClaimedRow** rows) {
+    int n = to - from;
+    MemoryContext old = MemoryContextSwitchTo(out);
+    *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    bool has_endpoint = desc->natts >= first + 8;
+    for (int i = 0; i < n; i++) {
+        HeapTuple tuple = SPI_tuptable->vals[from + i];
+        ClaimedRow& row = (*rows)[i];
+        row.event_id = SPI_getvalue(tuple, desc, first);  // uuid as text
+        row.attempt = column_int4(tuple, desc, first + 1);
+        row.topic = column_text(tuple, desc, first + 2, nullptr);
+        row.payload = column_text(tuple, desc, first + 3, &row.payload_len);
+        row.header_lines = column_text(tuple, desc, first + 4, nullptr);
+        bool isnull = true;
+        Datum created = SPI_getbinval(tuple, desc, first + 5, &isnull);
+        row.created_at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(created);
+        row.key = column_text(tuple, desc, first + 6, nullptr);
+        row.endpoint_id = has_endpoint ? column_int4(tuple, desc, first + 8) : endpoint_id;
+    }
+    MemoryContextSwitchTo(old);
+    return n;
+}
+
+
 }  // namespace
 
 int unpark_heads() {
@@ -164,38 +198,27 @@ int unpark_heads() {
     return isnull ? 0 : DatumGetInt32(moved);
 }
 
-int dispatch_events(int max_events, bool include_default) {
-    Datum values[2] = {Int32GetDatum(max_events), BoolGetDatum(include_default)};
-    execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
+int dispatch_events(int max_events, bool include_default, int lease_ms, const int32* lease_endpoints,
+                    const int32* lease_limits, int n_lease, MemoryContext out, ClaimedRow** leased, int* n_leased) {
+    Datum values[5] = {Int32GetDatum(max_events), BoolGetDatum(include_default), Int64GetDatum(lease_ms),
+                       int4_array(lease_endpoints, n_lease), int4_array(lease_limits, n_lease)};
+    int n = execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
     bool isnull = true;
     Datum dispatched = result_value(1, &isnull);
+    // A first row of NULLs after the count: nothing leased.
+    bool none = true;
+    if (n > 0) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &none);
+    *n_leased = read_claimed(2, 0, none ? 0 : n, 0, out, leased);
     return isnull ? 0 : DatumGetInt32(dispatched);
 }
+
 
 int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, int followers, MemoryContext out,
                      ClaimedRow** rows) {
     Datum values[4] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms),
                        Int32GetDatum(followers)};
     int n = execute(claim_plan, values, nullptr, SPI_OK_SELECT);
-    MemoryContext old = MemoryContextSwitchTo(out);
-    *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    for (int i = 0; i < n; i++) {
-        HeapTuple tuple = SPI_tuptable->vals[i];
-        ClaimedRow& row = (*rows)[i];
-        row.event_id = SPI_getvalue(tuple, desc, 1);  // uuid as text
-        row.endpoint_id = endpoint_id;
-        row.attempt = column_int4(tuple, desc, 2);
-        row.topic = column_text(tuple, desc, 3, nullptr);
-        row.payload = column_text(tuple, desc, 4, &row.payload_len);
-        row.header_lines = column_text(tuple, desc, 5, nullptr);
-        bool isnull = true;
-        Datum created = SPI_getbinval(tuple, desc, 6, &isnull);
-        row.created_at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(created);
-        row.key = column_text(tuple, desc, 7, nullptr);
-    }
-    MemoryContextSwitchTo(old);
-    return n;
+    return read_claimed(1, 0, n, endpoint_id, out, rows);
 }
 
 void record_results(const ResultRow* rows, int count) {

@@ -25,8 +25,13 @@ struct ClaimedRow {
 };
 
 // Creates the deliveries of up to `max_events` newly visible events
-// (outbox.dispatch); returns how many events it dispatched.
-int dispatch_events(int max_events, bool include_default);
+// (outbox.dispatch_and_lease); returns how many events it dispatched, or -1
+// when another worker was dispatching. Up to lease_limits[i] of the
+// deliveries it makes for endpoint lease_endpoints[i] that are due at once
+// come back leased (for `lease_ms`, attempt counted) in *leased, palloc'd
+// in `out`, like claimed ones.
+int dispatch_events(int max_events, bool include_default, int lease_ms, const int32* lease_endpoints,
+                    const int32* lease_limits, int n_lease, MemoryContext out, ClaimedRow** leased, int* n_leased);
 
 // Moves up parked keyed deliveries that head their key (outbox.unpark_heads).
 int unpark_heads();

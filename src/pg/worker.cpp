@@ -486,14 +486,19 @@ private:
             if (!active) return;
             pg_call([] { replan_if_grown(); });
             refresh_endpoints();
+            std::vector<std::pair<int32, int>> plan = claim_plan();
+            std::map<int32, int> leased;  // per endpoint, by the dispatch
             // Only when events may have come: a transaction that just
             // records (a busy key's pipeline makes hundreds a second) skips it.
-            if (dispatch_due_)
-                dispatched = pg_call([&] { return dispatch_events(dispatch_limit, !settings_.url.empty()); });
-            for (auto [endpoint_id, limit] : claim_plan()) {
+            if (dispatch_due_) dispatched = dispatch_and_lease(dispatch_limit, plan, claimed, leased);
+            for (auto [endpoint_id, limit] : plan) {
                 int room = static_cast<int>(free_slots());
                 if (room == 0) break;
-                int asked = std::min(limit, room);
+                int asked = std::min(limit - leased[endpoint_id], room);
+                if (asked <= 0) {
+                    claimed_full = true;  // the dispatch leased all it could: probably more
+                    continue;
+                }
                 int got = claim_into(endpoint_id, asked, claimed);
                 claimed_pending_ += static_cast<std::size_t>(got);
                 // A full claim says there is probably more to claim, so the
@@ -582,27 +587,65 @@ private:
         endpoints_version_ = version;
     }
 
+    // Dispatches, and leases at once what the claim plan would claim of the
+    // new deliveries of unlimited endpoints (outbox.dispatch_and_lease): at a
+    // moderate rate that is most of them, each without a claim's UPDATE.
+    int dispatch_and_lease(int limit, const std::vector<std::pair<int32, int>>& plan, std::vector<Ready>& claimed,
+                           std::map<int32, int>& leased) {
+        std::vector<int32> endpoints, limits;
+        int lease_ms = 0;
+        int room = static_cast<int>(free_slots());
+        for (auto [id, wanted] : plan) {
+            const Endpoint& e = endpoints_.at(id);
+            if (e.limited() || room == 0) continue;
+            endpoints.push_back(id);
+            limits.push_back(std::min(wanted, room));
+            lease_ms = std::max(lease_ms, lease_ms_of(e));
+        }
+        ClaimedRow* rows = nullptr;
+        int n = 0;
+        int dispatched = pg_call([&] {
+            return dispatch_events(limit, !settings_.url.empty(), lease_ms, endpoints.data(), limits.data(),
+                                   static_cast<int>(endpoints.size()), query_cxt_, &rows, &n);
+        });
+        for (int i = 0; i < n; i++) leased[rows[i].endpoint_id]++;
+        claimed_pending_ += static_cast<std::size_t>(adopt_claims(rows, n, claimed));
+        return dispatched;
+    }
+
+    // How long claims of `e` are leased: the setting, or longer than its
+    // own time limit.
+    int lease_ms_of(const Endpoint& e) const {
+        return static_cast<int>(
+            std::max(settings_.lease, e.timeout.value_or(milliseconds(0)) + std::chrono::seconds(5)).count());
+    }
+
     int claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claimed) {
         const Endpoint& endpoint = endpoints_.at(endpoint_id);
         ClaimedRow* rows = nullptr;
-        int lease_ms = static_cast<int>(std::max(settings_.lease, endpoint.timeout.value_or(milliseconds(0)) +
-                                                                     std::chrono::seconds(5)).count());
         int followers = endpoint.limited() ? static_cast<int>(claim_window_of(endpoint, endpoint_cap()))
                                            : settings_.batch_size * kPipelineBatches;
         int n = pg_call([&] {
-            return claim_deliveries(endpoint_id, limit, lease_ms, followers, query_cxt_, &rows);
+            return claim_deliveries(endpoint_id, limit, lease_ms_of(endpoint), followers, query_cxt_, &rows);
         });
-        // A claim waits for a slot at most half of what the lease leaves
-        // beyond the request's own time limit; after that it is handed back.
-        milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
-        Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms) - request_timeout) / 2;
+        return adopt_claims(rows, n, claimed);
+    }
+
+    // Builds the requests of claimed deliveries (rows in seq order, from
+    // claim() or dispatch_and_lease()): a key's first row is its head, to be
+    // started like any claim; the others follow it (Pipelines). Returns how
+    // many went to `claimed`.
+    int adopt_claims(const ClaimedRow* rows, int n, std::vector<Ready>& claimed) {
         int64_t timestamp = static_cast<int64_t>(std::time(nullptr));
-        // Rows come in seq order: a key's first row is its head, to be
-        // started like any claim; the others follow it (Pipelines).
-        std::unordered_map<std::string_view, std::size_t> pipeline_of_key;
+        std::unordered_map<std::string, std::size_t> pipeline_of_key;  // endpoint and key
         int heads = 0;
         for (int i = 0; i < n; i++) {
             const ClaimedRow& row = rows[i];
+            const Endpoint& endpoint = endpoints_.at(row.endpoint_id);
+            // A claim waits for a slot at most half of what the lease leaves
+            // beyond the request's own time limit; after that it is handed back.
+            milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
+            Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms_of(endpoint)) - request_timeout) / 2;
             http::Request request;
             request.tag = ++last_tag_;
             request.url = endpoint.url;
@@ -623,7 +666,8 @@ private:
                         start_by};
             ready.delivery.keyed = row.key != nullptr;
             if (row.key != nullptr) {
-                auto [it, head] = pipeline_of_key.try_emplace(row.key, claimed_pipelines_.size());
+                std::string key = std::to_string(row.endpoint_id) + '/' + row.key;
+                auto [it, head] = pipeline_of_key.try_emplace(std::move(key), claimed_pipelines_.size());
                 if (!head) {
                     claimed_pipelines_[it->second].second.push_back(std::move(ready));
                     continue;
