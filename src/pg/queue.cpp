@@ -87,16 +87,15 @@ constexpr const char* kUnparkSql = "SELECT outbox.unpark_heads()";
 
 constexpr const char* kNoteHealthSql = "SELECT outbox.note_endpoint_health($1, $2, $3, $4, $5)";
 
-// One row per leased delivery (each with the dispatched count), or one row
-// of NULLs after the count when none was leased.
-constexpr const char* kDispatchSql = R"sql(
-SELECT d.dispatched, c.*
-FROM outbox.dispatch_and_lease($1, $2, $3, $4, $5) AS d
-LEFT JOIN LATERAL outbox.claimed(d.leased_events, d.leased_endpoints) AS c ON true
-)sql";
+constexpr const char* kDispatchSql = "SELECT * FROM outbox.dispatch_and_lease($1, $2, $3, $4, $5)";
+
+// A statement of its own: within the dispatch's, its snapshot would not see
+// the rows the dispatch made.
+constexpr const char* kClaimedSql = "SELECT * FROM outbox.claimed($1, $2)";
 
 Plan unpark_plan{kUnparkSql, 0, {}, nullptr};
 Plan dispatch_plan{kDispatchSql, 5, {INT4OID, BOOLOID, INT8OID, INT4ARRAYOID, INT4ARRAYOID}, nullptr};
+Plan claimed_plan{kClaimedSql, 2, {UUIDARRAYOID, INT4ARRAYOID}, nullptr};
 Plan claim_plan{kClaimSql, 4, {INT4OID, INT4OID, INT8OID, INT4OID}, nullptr};
 Plan record_plan{kRecordSql, 10,
                  {TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
@@ -202,14 +201,22 @@ int dispatch_events(int max_events, bool include_default, int lease_ms, const in
                     const int32* lease_limits, int n_lease, MemoryContext out, ClaimedRow** leased, int* n_leased) {
     Datum values[5] = {Int32GetDatum(max_events), BoolGetDatum(include_default), Int64GetDatum(lease_ms),
                        int4_array(lease_endpoints, n_lease), int4_array(lease_limits, n_lease)};
-    int n = execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
+    execute(dispatch_plan, values, nullptr, SPI_OK_SELECT);
     bool isnull = true;
-    Datum dispatched = result_value(1, &isnull);
-    // A first row of NULLs after the count: nothing leased.
+    int32 dispatched = DatumGetInt32(result_value(1, &isnull));
     bool none = true;
-    if (n > 0) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &none);
-    *n_leased = read_claimed(2, 0, none ? 0 : n, 0, out, leased);
-    return isnull ? 0 : DatumGetInt32(dispatched);
+    Datum events = result_value(2, &none);
+    *n_leased = 0;
+    if (none) {
+        *leased = nullptr;
+        return dispatched;
+    }
+    // The arrays live in SPI's result, which the next statement frees.
+    Datum claimed_values[2] = {PointerGetDatum(PG_DETOAST_DATUM_COPY(events)),
+                               PointerGetDatum(PG_DETOAST_DATUM_COPY(result_value(3, &isnull)))};
+    int n = execute(claimed_plan, claimed_values, nullptr, SPI_OK_SELECT);
+    *n_leased = read_claimed(1, 0, n, 0, out, leased);
+    return dispatched;
 }
 
 
