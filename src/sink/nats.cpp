@@ -89,8 +89,9 @@ void on_closed(natsConnection* nc, void* closure) noexcept {
             std::lock_guard lock(shared->mu);
             if (shared->connection == nc) {
                 shared->closed = true;
-                natsStatus s = natsConnection_GetLastError(nc, nullptr);
-                shared->closed_reason = s == NATS_OK ? "connection closed" : natsStatus_GetText(s);
+                const char* text = nullptr;
+                natsStatus s = natsConnection_GetLastError(nc, &text);
+                shared->closed_reason = s == NATS_OK ? "connection closed" : text && *text ? text : natsStatus_GetText(s);
             }
             shared->wakeup.signal();
         }

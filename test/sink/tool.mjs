@@ -1,0 +1,83 @@
+// Drives build/unit/sink_tool (test/sink/sink_tool.cpp): one process, one
+// sink, messages in and outcomes out, as the worker will drive a sink.
+// Builds it with cmake first when it is missing.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const toolPath = process.env.OUTBOX_SINK_TOOL ?? path.join(root, 'build/unit/sink_tool');
+
+export function buildTool() {
+  if (fs.existsSync(toolPath)) return;
+  for (const args of [['-S', root, '-B', path.join(root, 'build/unit')], ['--build', path.join(root, 'build/unit'), '-j2', '--target', 'sink_tool']]) {
+    const r = spawnSync('cmake', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cmake ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+  }
+}
+
+const enc = (v) => encodeURIComponent(String(v));
+
+let nextTag = 1;
+
+export function eventId(n) {
+  return `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+}
+
+export class SinkTool {
+  // credentials: { user, password, token }, passed in the environment.
+  constructor(url, { allowed = '127.0.0.1/32', connectTimeout = 5000, credentials = {} } = {}) {
+    buildTool();
+    const env = { ...process.env };
+    if (credentials.user !== undefined) env.OUTBOX_SINK_USER = credentials.user;
+    if (credentials.password !== undefined) env.OUTBOX_SINK_PASSWORD = credentials.password;
+    if (credentials.token !== undefined) env.OUTBOX_SINK_TOKEN = credentials.token;
+    this.child = spawn(toolPath, [url, '--allowed', allowed, '--connect-timeout', String(connectTimeout)],
+                       { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.stderr = '';
+    this.child.stderr.on('data', (d) => { this.stderr += d; });
+    this.waiting = new Map(); // tag -> resolve
+    this.benches = [];
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
+      // Whatever still waits learns why instead of hanging.
+      const why = new Error(`sink_tool exited (${code ?? signal}) with messages in flight: ${this.stderr}`);
+      for (const [, w] of this.waiting) w.reject(why);
+      for (const b of this.benches) b.reject(why);
+      this.waiting.clear();
+      resolve(code ?? signal);
+    }));
+    readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
+      const o = JSON.parse(line);
+      if (o.bench) return this.benches.shift()?.resolve(o);
+      const w = this.waiting.get(o.tag);
+      this.waiting.delete(o.tag);
+      w?.resolve(o);
+    });
+  }
+
+  // Resolves with the outcome: { tag, acked, status, refused, us, error }.
+  send({ id, topic = 'order.created', key = null, payload = '{}', headers = {}, timeout = 5000 }) {
+    const tag = nextTag++;
+    // Percent-encoded fields (none may be empty); "-" is the NULL key.
+    const fields = ['send', tag, enc(id), enc(topic), key === null ? '-' : key === '-' ? '%2D' : enc(key), timeout, enc(payload)];
+    for (const [name, value] of Object.entries(headers)) fields.push(enc(name), enc(value));
+    const line = fields.join(' ') + '\n';
+    const done = new Promise((resolve, reject) => this.waiting.set(tag, { resolve, reject }));
+    this.child.stdin.write(line);
+    return done;
+  }
+
+  bench({ count, inFlight, payloadBytes = 200, timeout = 30000 }) {
+    const done = new Promise((resolve, reject) => this.benches.push({ resolve, reject }));
+    this.child.stdin.write(`bench ${count} ${inFlight} ${payloadBytes} ${timeout}\n`);
+    return done;
+  }
+
+  async close() {
+    this.child.stdin.end();
+    const code = await this.exited;
+    if (code !== 0) throw new Error(`sink_tool exited ${code}: ${this.stderr}`);
+  }
+}
