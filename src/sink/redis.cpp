@@ -241,16 +241,19 @@ private:
             }
             auto p = self->in_flight_.take(id);
             if (!p) return;  // it timed out already
-            if (!reply) {
+            // A refused AUTH decides: Redis 7 answers an unauthenticated
+            // XADD with a protocol error and closes the connection.
+            if (!self->auth_error_.empty() && (!reply || reply->type == REDIS_REPLY_ERROR)) {
+                self->fail(*p, error_status(self->auth_error_),
+                           fmt::format("Redis refused AUTH or SELECT: {}", self->auth_error_));
+            } else if (!reply) {
                 std::string why = !self->lost_reason_.empty() ? self->lost_reason_
                                   : ac->err                   ? fmt::format("connection lost: {}", ac->errstr)
                                                               : std::string("connection closed");
                 self->fail(*p, 0, why);
             } else if (reply->type == REDIS_REPLY_ERROR) {
                 std::string error(reply->str, reply->len);
-                std::string why = fmt::format("Redis refused XADD: {}", error);
-                if (!self->auth_error_.empty()) why += fmt::format(" (AUTH/SELECT: {})", self->auth_error_);
-                self->fail(*p, error_status(error), why);
+                self->fail(*p, error_status(error), fmt::format("Redis refused XADD: {}", error));
             } else {
                 self->done_.push_back(acked(*p));  // the entry's stream id
             }

@@ -286,6 +286,16 @@ async function redisClient(handle) {
   return client;
 }
 
+// One command, e.g. redisCall(redis, 'SET', 'k', 'v').
+export async function redisCall(handle, ...args) {
+  const client = await redisClient(handle);
+  try {
+    return await client.sendCommand(args.map(String));
+  } finally {
+    await client.quit();
+  }
+}
+
 // Every entry of a stream: { entryId, id, topic, key (undefined when the
 // field is absent), headers (parsed), payload (text), fields }.
 export async function redisStream(handle, stream) {
