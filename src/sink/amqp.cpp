@@ -113,22 +113,14 @@ public:
         expire();
     }
 
-    std::vector<Outcome> take_completed() override {
-        std::vector<Outcome> out;
-        out.swap(done_);
-        return out;
-    }
+    std::vector<Outcome> take_completed() override { return done_.take(); }
 
 private:
-    void fail(const Pending& p, int status, std::string error, bool refused = false) {
-        done_.push_back(outcome(p, false, status, std::move(error), refused));
-    }
-
     // Closes the connection and fails everything in flight with `status`
     // and `reason` (status 0 and "connection lost" by default).
     void drop(const std::string& reason, int status = 0) {
-        for (auto& [tag, p] : confirms_.take_all()) fail(p, status, reason);
-        for (auto& q : queued_) fail(q.pending, status, reason);
+        for (auto& [tag, p] : confirms_.take_all()) done_.fail(p, status, reason);
+        for (auto& q : queued_) done_.fail(q.pending, status, reason);
         queued_.clear();
         ids_.clear();
         returned_.clear();
@@ -146,25 +138,25 @@ private:
     bool ensure_connected(const Pending& p) {
         if (conn_) return true;
         if (auto wait = backoff_.waiting(Clock::now())) {
-            fail(p, backoff_status_, *wait);
+            done_.fail(p, backoff_status_, *wait);
             return false;
         }
         auto deadline = Clock::now() + options_.connect_timeout;
         const HostPort& hp = url_.hosts.front();
         Resolution r = resolve_guarded(hp.host, options_.allowed_networks, options_.connect_timeout);
         if (!r.refused.empty()) {
-            fail(p, 0, r.refused, true);
+            done_.fail(p, 0, r.refused, true);
             return false;
         }
         auto [status, why] = r.error.empty() ? connect(r.allowed, hp, deadline) : std::pair<int, std::string>{0, r.error};
         if (status == -1) {  // the address connected to was refused: policy, no backoff
-            fail(p, 0, why, true);
+            done_.fail(p, 0, why, true);
             return false;
         }
         if (!why.empty()) {
             backoff_.failed(why);
             backoff_status_ = status;
-            fail(p, status, why);
+            done_.fail(p, status, why);
             return false;
         }
         backoff_.succeeded();
@@ -284,7 +276,7 @@ private:
             if (!room_for(size)) break;
             std::string routing_key = url_.routing_key.expand(m.topic, m.key);
             if (routing_key.size() > 255) {
-                fail(q.pending, 0, "the routing key is longer than 255 bytes");
+                done_.fail(q.pending, 0, "the routing key is longer than 255 bytes");
                 queued_.pop_front();
                 continue;
             }
@@ -328,12 +320,12 @@ private:
             ids_.erase(t);
             auto r = returned_.find(t);
             if (r != returned_.end()) {
-                fail(p, r->second.first, r->second.second);
+                done_.fail(p, r->second.first, r->second.second);
                 returned_.erase(r);
             } else if (ack) {
-                done_.push_back(acked(p));
+                done_.ack(p);
             } else {
-                fail(p, 0, "the broker refused the message (basic.nack)");
+                done_.fail(p, 0, "the broker refused the message (basic.nack)");
             }
         }
     }
@@ -436,14 +428,14 @@ private:
         for (auto& [tag, p] : confirms_.expired(now)) {
             ids_.erase(tag);
             returned_.erase(tag);
-            fail(p, 0, fmt::format("timeout: no confirm from the broker in {} ms",
+            done_.fail(p, 0, fmt::format("timeout: no confirm from the broker in {} ms",
                                    std::chrono::duration_cast<milliseconds>(p.deadline - p.started).count()));
             // Nothing at all came back while it waited: the connection is
             // dead (or the broker hangs); connect afresh next time.
             if (last_received_ < p.started) dead = true;
         }
         while (!queued_.empty() && queued_.front().pending.deadline <= now) {
-            fail(queued_.front().pending, 0,
+            done_.fail(queued_.front().pending, 0,
                  blocked_ ? fmt::format("timeout: the broker blocked publishing ({})", blocked_reason_)
                           : std::string("timeout: the broker did not take the message in time"));
             queued_.pop_front();
@@ -474,7 +466,7 @@ private:
     std::map<std::uint64_t, std::pair<int, std::string>> returned_;  // delivery tag -> why
     std::optional<Returning> returning_;                          // a basic.return being read
     std::deque<Queued> queued_;
-    std::vector<Outcome> done_;
+    Completed done_;
 };
 
 }  // namespace

@@ -173,6 +173,24 @@ private:
     std::multimap<Clock::time_point, Key> deadlines_;
 };
 
+// The outcomes a sink has ready for take_completed().
+class Completed {
+public:
+    void fail(const Pending& p, int status, std::string error, bool refused = false) {
+        list_.push_back(outcome(p, false, status, std::move(error), refused));
+    }
+    void ack(const Pending& p) { list_.push_back(acked(p)); }
+    std::vector<Outcome> take() {
+        std::vector<Outcome> out;
+        out.swap(list_);
+        return out;
+    }
+    bool empty() const noexcept { return list_.empty(); }
+
+private:
+    std::vector<Outcome> list_;
+};
+
 // The wait until the earliest deadline, or 0 when something is completed.
 std::optional<milliseconds> wait_for(bool completed, std::optional<Clock::time_point> earliest);
 

@@ -89,7 +89,7 @@ public:
         std::uintptr_t id = next_id_++;
         in_flight_.add(id, p);
         if (!command(args, id)) {
-            if (auto taken = in_flight_.take(id)) fail(*taken, 0, "could not queue the command");
+            if (auto taken = in_flight_.take(id)) done_.fail(*taken, 0, "could not queue the command");
         }
     }
 
@@ -118,21 +118,13 @@ public:
         }
         // A reply after its deadline finds nothing and is dropped.
         for (auto& [id, p] : in_flight_.expired(now))
-            fail(p, 0, fmt::format("timeout: no reply from Redis in {} ms",
+            done_.fail(p, 0, fmt::format("timeout: no reply from Redis in {} ms",
                                    std::chrono::duration_cast<milliseconds>(p.deadline - p.started).count()));
     }
 
-    std::vector<Outcome> take_completed() override {
-        std::vector<Outcome> out;
-        out.swap(done_);
-        return out;
-    }
+    std::vector<Outcome> take_completed() override { return done_.take(); }
 
 private:
-    void fail(const Pending& p, int status, std::string error, bool refused = false) {
-        done_.push_back(outcome(p, false, status, std::move(error), refused));
-    }
-
     bool command(const std::vector<std::string_view>& args, std::uintptr_t id) {
         std::vector<const char*> argv;
         std::vector<std::size_t> argvlen;
@@ -147,18 +139,18 @@ private:
     bool ensure_connected(const Pending& p) {
         if (ac_) return true;
         if (auto wait = backoff_.waiting(Clock::now())) {
-            fail(p, 0, *wait);
+            done_.fail(p, 0, *wait);
             return false;
         }
         const HostPort& hp = url_.hosts.front();
         Resolution r = resolve_guarded(hp.host, options_.allowed_networks, options_.connect_timeout);
         if (!r.refused.empty()) {
-            fail(p, 0, r.refused, true);
+            done_.fail(p, 0, r.refused, true);
             return false;
         }
         if (!r.error.empty()) {
             backoff_.failed(r.error);
-            fail(p, 0, r.error);
+            done_.fail(p, 0, r.error);
             return false;
         }
         // The first allowed address; a name with several is not tried in turn.
@@ -169,7 +161,7 @@ private:
                                           ac ? ac->errstr : "out of memory");
             if (ac) redisAsyncFree(ac);
             backoff_.failed(why);
-            fail(p, 0, why);
+            done_.fail(p, 0, why);
             return false;
         }
         ac_ = ac;
@@ -244,18 +236,18 @@ private:
             // A refused AUTH decides: Redis 7 answers an unauthenticated
             // XADD with a protocol error and closes the connection.
             if (!self->auth_error_.empty() && (!reply || reply->type == REDIS_REPLY_ERROR)) {
-                self->fail(*p, error_status(self->auth_error_),
+                self->done_.fail(*p, error_status(self->auth_error_),
                            fmt::format("Redis refused AUTH or SELECT: {}", self->auth_error_));
             } else if (!reply) {
                 std::string why = !self->lost_reason_.empty() ? self->lost_reason_
                                   : ac->err                   ? fmt::format("connection lost: {}", ac->errstr)
                                                               : std::string("connection closed");
-                self->fail(*p, 0, why);
+                self->done_.fail(*p, 0, why);
             } else if (reply->type == REDIS_REPLY_ERROR) {
                 std::string error(reply->str, reply->len);
-                self->fail(*p, error_status(error), fmt::format("Redis refused XADD: {}", error));
+                self->done_.fail(*p, error_status(error), fmt::format("Redis refused XADD: {}", error));
             } else {
-                self->done_.push_back(acked(*p));  // the entry's stream id
+                self->done_.ack(*p);  // the entry's stream id
             }
         } catch (...) {
             // Out of memory: the message's deadline fails it.
@@ -276,7 +268,7 @@ private:
     std::string auth_error_;
     std::uintptr_t next_id_ = 1;  // 0 marks AUTH / SELECT
     InFlight<std::uintptr_t> in_flight_;
-    std::vector<Outcome> done_;
+    Completed done_;
 };
 
 }  // namespace

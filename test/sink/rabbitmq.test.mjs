@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { rabbitQueueMessages, startRabbit, waitFor, withRabbitChannel } from '../lib/brokers.mjs';
-import { SinkTool, eventId } from './tool.mjs';
+import { rabbitQueueMessages, startRabbit, withRabbitChannel } from '../lib/brokers.mjs';
+import { SinkTool, eventId, loseBrokerMidStream } from './tool.mjs';
 
 let rabbit;
 const guest = { user: 'guest', password: 'guest' };
@@ -90,19 +90,11 @@ test('the address guard refuses a loopback address outside allowed_networks', as
 test('a broker lost with messages in flight fails them; after its restart, messages succeed; nothing confirmed is lost', async () => {
   const sink = new SinkTool(`${rabbit.url}/?routing_key=restart`, { credentials: guest, connectTimeout: 3000 });
   assert.equal((await sink.send({ id: eventId(3000) })).acked, true);
-  rabbit.pause();
-  const inFlight = [1, 2, 3].map((i) => sink.send({ id: eventId(3000 + i), timeout: 30000 }));
-  await new Promise((r) => setTimeout(r, 200));
-  await rabbit.kill();
-  for (const o of await Promise.all(inFlight)) {
+  const { lost, later } = await loseBrokerMidStream(rabbit, sink, 3000, { startTimeout: 60000 });
+  for (const o of lost) {
     assert.deepEqual([o.acked, o.status], [false, 0], JSON.stringify(o));
     assert.match(o.error, /connection lost/);
   }
-  await rabbit.start({ timeout: 60000 });
-  const later = await waitFor(async () => {
-    const o = await sink.send({ id: eventId(3010) });
-    return o.acked ? o : false;
-  }, { timeout: 30000, interval: 300, message: 'a publish after the restart' });
   assert.equal(later.status, 200);
   await sink.close();
   // The durable queue kept the confirmed persistent message across the kill.

@@ -7,6 +7,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { waitFor } from '../lib/brokers.mjs';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const toolPath = process.env.OUTBOX_SINK_TOOL ?? path.join(root, 'build/unit/sink_tool');
 
@@ -80,4 +82,23 @@ export class SinkTool {
     const code = await this.exited;
     if (code !== 0) throw new Error(`sink_tool exited ${code}: ${this.stderr}`);
   }
+}
+
+// A broker lost with messages in flight: it is paused (its connections stay
+// open, nothing is answered), three messages are sent, it is killed; then
+// it is started again and messages are sent until one is acknowledged (the
+// first may meet the sink's reconnect backoff). Returns the outcomes of
+// the three and of the one acknowledged after the restart.
+export async function loseBrokerMidStream(broker, sink, firstId, { startTimeout = 30000 } = {}) {
+  broker.pause();
+  const inFlight = [1, 2, 3].map((i) => sink.send({ id: eventId(firstId + i), timeout: 30000 }));
+  await new Promise((r) => setTimeout(r, 200));
+  await broker.kill();
+  const lost = await Promise.all(inFlight);
+  await broker.start({ timeout: startTimeout });
+  const later = await waitFor(async () => {
+    const o = await sink.send({ id: eventId(firstId + 10) });
+    return o.acked ? o : false;
+  }, { timeout: startTimeout, interval: 300, message: 'a publish after the restart' });
+  return { lost, later };
 }
