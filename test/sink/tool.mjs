@@ -88,14 +88,16 @@ export class SinkTool {
 // open, nothing is answered), three messages are sent, it is killed; then
 // it is started again and messages are sent until one is acknowledged (the
 // first may meet the sink's reconnect backoff). Returns the outcomes of
-// the three and of the one acknowledged after the restart.
-export async function loseBrokerMidStream(broker, sink, firstId, { startTimeout = 30000 } = {}) {
+// the three and of the one acknowledged after the restart. `afterStart`
+// runs once the broker is back (e.g. to declare what a consumer would).
+export async function loseBrokerMidStream(broker, sink, firstId, { startTimeout = 30000, afterStart } = {}) {
   broker.pause();
   const inFlight = [1, 2, 3].map((i) => sink.send({ id: eventId(firstId + i), timeout: 30000 }));
   await new Promise((r) => setTimeout(r, 200));
   await broker.kill();
   const lost = await Promise.all(inFlight);
   await broker.start({ timeout: startTimeout });
+  await afterStart?.();
   const later = await waitFor(async () => {
     const o = await sink.send({ id: eventId(firstId + 10) });
     return o.acked ? o : false;
