@@ -23,6 +23,8 @@ export function buildTool() {
 const enc = (v) => encodeURIComponent(String(v));
 
 let nextTag = 1;
+const tools = new Set();
+process.on('exit', () => { for (const t of tools) t.child.kill('SIGKILL'); });
 
 export function eventId(n) {
   return `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -38,6 +40,11 @@ export class SinkTool {
     if (credentials.token !== undefined) env.OUTBOX_SINK_TOKEN = credentials.token;
     this.child = spawn(toolPath, [url, '--allowed', allowed, '--connect-timeout', String(connectTimeout)],
                        { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A test that fails before close() must not hang its file on a live
+    // sink_tool: it does not keep Node running, and dies with it.
+    this.child.unref();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) stream.unref?.();
+    tools.add(this);
     this.stderr = '';
     this.child.stderr.on('data', (d) => { this.stderr += d; });
     this.waiting = new Map(); // tag -> resolve
@@ -48,6 +55,7 @@ export class SinkTool {
       for (const [, w] of this.waiting) w.reject(why);
       for (const b of this.benches) b.reject(why);
       this.waiting.clear();
+      tools.delete(this);
       resolve(code ?? signal);
     }));
     readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
