@@ -21,7 +21,17 @@ ensure_deps() {
         # All of them, not only the missing ones: the server headers must be
         # of the installed server's minor version (an extension built with
         # newer headers may not load), so the server comes up to date too.
+        # Packaged servers (rabbitmq-server, redis-server, nats-server) must
+        # not start their system-wide services: the tests run their own
+        # instances. A policy-rc.d that denies every start, for the install.
+        local policy=/usr/sbin/policy-rc.d own_policy=
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+        fi
         apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+        local rc=$?
+        [ -n "$own_policy" ] && rm -f "$policy"
+        [ "$rc" = 0 ] || return 1
     fi
     if ! command -v node >/dev/null; then
         echo "node (20 or later) is required" >&2
@@ -29,7 +39,8 @@ ensure_deps() {
     fi
     local root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-    if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ]; then
+    if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ] ||
+       [ ! -d "$root/node_modules/nats" ] || [ ! -d "$root/node_modules/amqplib" ] || [ ! -d "$root/node_modules/redis" ]; then
         echo "installing npm packages"
         (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
     fi

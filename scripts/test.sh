@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: unit tests (googletest, through ctest), the SQL surface
-# (pg_regress on a temporary instance) and end-to-end delivery (node:test,
+# (pg_regress on a temporary instance), the broker sinks (test/sink, real brokers)
+# and end-to-end delivery (node:test,
 # real clusters, the real worker, real HTTP receivers on loopback).
 # Installs what is missing first. Ends with one line "N passed, N failed".
 #
@@ -21,7 +22,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 source scripts/deps.sh
-ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl prometheus-postgres-exporter || exit 1
+ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl prometheus-postgres-exporter \
+            nats-server libnats-dev rabbitmq-server librabbitmq-dev redis-server libhiredis-dev || exit 1
 case "$pg" in
     '') ;;
     18) pg_config=$(bash scripts/pg18.sh) || { echo "could not build PostgreSQL 18"; exit 1; } ;;
@@ -46,7 +48,7 @@ build_unit() {
     cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
         cmake --build build/unit -j"$(nproc)" >/dev/null && cd build/unit && ctest --output-on-failure
 }
-suite "unit tests (src/core, src/http)" bash -c "$(declare -f build_unit); build_unit"
+suite "unit tests (src/core, src/http, src/sink)" bash -c "$(declare -f build_unit); build_unit"
 line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
 total=$(sed -nE 's/.* out of ([0-9]+).*/\1/p' <<<"$line"); bad=$(sed -nE 's/.* ([0-9]+) tests failed.*/\1/p' <<<"$line")
 [ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
@@ -57,6 +59,13 @@ ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok [0-9]+ ' "$log" || true)
 bad=$(grep -cE 'FAILED|^not ok ' "$log" || true)
 [ "$rc" = 0 ] || [ "$bad" -gt 0 ] || bad=1
 count "$ok" "$bad"
+
+# The broker sinks against real nats-server (and a 3-node JetStream
+# cluster), redis-server and RabbitMQ on loopback; no PostgreSQL (about 1 min).
+suite "broker sinks (test/sink)" node --test --test-concurrency=1 test/sink/
+ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)
+[ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
+count "${ok:-0}" "${bad:-0}"
 
 suite "end-to-end (test/e2e)" node --test --test-concurrency=1 test/e2e/
 ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)

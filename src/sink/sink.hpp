@@ -1,0 +1,102 @@
+// Message brokers as delivery endpoints: NATS JetStream, RabbitMQ (AMQP
+// 0-9-1) and Redis Streams, behind one small interface that the worker
+// drives exactly like the HTTP client (src/http/client.hpp): start() a
+// message, wait until fd() is readable or timeout() has passed, perform(),
+// take_completed(). A broker's acknowledgement is what a 2xx is for HTTP.
+//
+// No PostgreSQL headers here or in any file of src/sink: the client
+// libraries run their own threads (libnats) and callbacks; none of them may
+// ever reach PostgreSQL. docs/sinks.md has the whole contract.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/address_policy.hpp"
+
+namespace outbox::sink {
+
+struct Message {
+    std::uint64_t tag = 0;          // the caller's handle, returned in the Outcome
+    std::string event_id;           // uuid text: Nats-Msg-Id / AMQP message_id / Redis field "id"
+    std::string topic;
+    std::optional<std::string> key;
+    std::string payload;            // JSON text, sent as is
+    std::vector<std::pair<std::string, std::string>> headers;  // event + endpoint headers
+    std::chrono::milliseconds timeout{std::chrono::seconds(30)};  // from start() to the broker's ack
+};
+
+struct Outcome {
+    std::uint64_t tag = 0;
+    bool acked = false;     // the broker acknowledged: delivered
+    int status = 0;         // 200 when acked; 0 when no answer (timeout, lost connection,
+                            // refused by the address policy); else the protocol's code
+                            // (docs/sinks.md lists them per protocol)
+    std::string error;      // empty when acked; readable; never contains credentials
+    bool refused = false;   // the address policy refused the broker's address: nothing was sent
+    std::chrono::microseconds duration{0};
+};
+
+// From the endpoint's secret, never from the stored URL (see split_credentials).
+struct Credentials {
+    std::string user, password, token;
+    bool empty() const noexcept { return user.empty() && password.empty() && token.empty(); }
+};
+
+struct Options {
+    core::NetworkList allowed_networks;  // special-purpose addresses allowed anyway
+    std::string ca_file;                 // for nats tls:// and amqps://; empty: the system's
+    std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};  // resolve + connect + login
+};
+
+class Sink {
+public:
+    virtual ~Sink() = default;
+    // Starts publishing at once. May block only while (re)connecting, at
+    // most Options::connect_timeout (docs/sinks.md). A message that cannot
+    // be sent completes with an Outcome instead of throwing.
+    virtual void start(Message message) = 0;
+    virtual std::size_t in_flight() const = 0;
+    // One file descriptor for the sink's lifetime (an epoll set): readable
+    // when perform() has work to do.
+    virtual int fd() const = 0;
+    // The longest the caller may wait before calling perform(); nullopt when
+    // nothing is in flight.
+    virtual std::optional<std::chrono::milliseconds> timeout() const = 0;
+    // Moves things on without blocking; finished messages go to the completed list.
+    virtual void perform() = 0;
+    virtual std::vector<Outcome> take_completed() = 0;
+};
+
+// True for the URL schemes handled here: nats://, tls:// (NATS over TLS),
+// amqp://, amqps://, redis://, rediss:// (refused by validate_broker_url:
+// see docs/sinks.md). Case-insensitive scheme.
+bool is_broker_url(std::string_view url);
+
+// Checks a broker URL when an endpoint is created. Accepts user:password@
+// (split_credentials moves it to the secret); throws core::InvalidInput
+// naming what is wrong, with a hint; the message never shows credentials.
+void validate_broker_url(std::string_view url);
+
+// Splits user:password@ (or token@ for NATS) out of a broker URL. The URL
+// part comes back without it, ready to store; the credentials go to the
+// endpoint's secret. Percent-encoded userinfo is decoded. Throws
+// InvalidInput for a URL validate_broker_url refuses.
+struct SplitUrl {
+    std::string url;
+    Credentials credentials;
+};
+SplitUrl split_credentials(std::string_view url);
+
+// The sink for a validated broker URL without credentials in it. Throws
+// core::InvalidInput for a bad URL (or one with credentials), never
+// connects: the first start() does.
+std::unique_ptr<Sink> make_sink(std::string_view url, const Credentials& credentials, const Options& options);
+
+}  // namespace outbox::sink
