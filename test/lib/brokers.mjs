@@ -369,9 +369,22 @@ export async function startRabbit() {
 }
 
 // Runs `fn(channel)` on a fresh amqplib connection to the broker.
-export async function withRabbitChannel(handle, fn) {
+// A node that has just started may accept a connection and reset it while
+// it finishes booting: connecting is tried again for a while.
+export async function withRabbitChannel(handle, fn, { timeoutMs = 30000 } = {}) {
   const amqp = await import('amqplib');
-  const conn = await amqp.connect(handle.amqpUrl);
+  const deadline = Date.now() + timeoutMs;
+  let conn;
+  for (;;) {
+    try {
+      conn = await amqp.connect(handle.amqpUrl);
+      break;
+    } catch (err) {
+      if (Date.now() > deadline || !['ECONNRESET', 'ECONNREFUSED', 'EPIPE'].includes(err.code)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  conn.on('error', () => {});  // reported through the calls that fail
   try {
     const ch = await conn.createChannel();
     return await fn(ch);
