@@ -461,8 +461,12 @@ private:
         int dispatch_limit = settings_.batch_size * 10;
         int dispatched = 0;
         bool flush = !finished_.empty();
-        bool flush_retries = std::any_of(finished_.begin(), finished_.end(),
-                                         [](const Finished& f) { return std::string_view(f.state) == "pending"; });
+        // A retry written changes the earliest due time; it stays to be
+        // looked up until a transaction does (one whose claim came back
+        // full skips it).
+        if (std::any_of(finished_.begin(), finished_.end(),
+                        [](const Finished& f) { return std::string_view(f.state) == "pending"; }))
+            next_due_stale_ = true;
         bool active = !settings_.paused;
         if (active) note_url_missing();
         claimed_pending_ = 0;
@@ -508,8 +512,7 @@ private:
             }
             // The earliest retry changes when this worker writes one (other
             // workers watch their own), and is looked up again at each poll.
-            if (!claimed_full && (next_due_stale_ || flush_retries))
-                next_due_ms = pg_call([] { return ms_until_next_due(); });
+            if (!claimed_full && next_due_stale_) next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
         claimed_pending_ = 0;  // started below, or dropped with the failed transaction
         pg_call([&] { MemoryContextReset(query_cxt_); });
