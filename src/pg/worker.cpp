@@ -694,23 +694,23 @@ private:
 
     http::Request http_request(const Endpoint& endpoint, const ClaimedRow& row, std::uint64_t tag,
                                milliseconds request_timeout, int64_t timestamp) const {
-            http::Request request;
-            request.tag = tag;
-            request.url = endpoint.url;
-            request.body.assign(row.payload, row.payload_len);
-            std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
-            core::RequestHeaderInput in;
-            in.msg_id = row.event_id;
-            in.timestamp = timestamp;
-            in.body = request.body;
-            in.keys = endpoint.keys;
-            in.user_agent = settings_.http.user_agent;
-            in.endpoint_headers = endpoint.headers;
-            in.event_headers = event_headers;
-            request.headers = core::build_request_headers(in);
-            request.timeout = request_timeout;
-            request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-            return request;
+        http::Request request;
+        request.tag = tag;
+        request.url = endpoint.url;
+        request.body.assign(row.payload, row.payload_len);
+        std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
+        core::RequestHeaderInput in;
+        in.msg_id = row.event_id;
+        in.timestamp = timestamp;
+        in.body = request.body;
+        in.keys = endpoint.keys;
+        in.user_agent = settings_.http.user_agent;
+        in.endpoint_headers = endpoint.headers;
+        in.event_headers = event_headers;
+        request.headers = core::build_request_headers(in);
+        request.timeout = request_timeout;
+        request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
+        return request;
     }
 
     // A broker gets the event id, topic, key, payload and the endpoint's and
@@ -778,67 +778,65 @@ private:
 
     void finish(http::Response response) {
         std::uniform_real_distribution<double> unit(0.0, 1.0);
-        {
-            auto it = in_flight_.find(response.tag);
-            if (it == in_flight_.end()) return;
-            Finished f;
-            f.delivery = std::move(it->second);
-            in_flight_.erase(it);
-            auto endpoint = endpoints_.find(f.delivery.endpoint_id);
-            if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
-            if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
-            core::AttemptResult result;
-            result.attempt = f.delivery.attempt;
-            result.http_status = response.status;
-            if (!response.retry_after.empty())
-                result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-            const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
-            core::Decision decision = core::decide(policy, result, unit(rng_));
-            switch (decision.outcome) {
-                case core::Outcome::Delivered: f.state = "delivered"; break;
-                case core::Outcome::Dead: f.state = "dead"; break;
-                case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
-                case core::Outcome::Gone:
-                    // The endpoint is gone: disable it; its deliveries wait
-                    // (pending) until it is enabled again.
-                    f.state = "pending";
-                    if (endpoint != endpoints_.end()) {
-                        endpoint->second.enabled = false;
-                        gone_[f.delivery.endpoint_id] =
-                            fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
-                    }
-                    break;
-            }
-            // 429/503 with Retry-After: the whole endpoint waits, not just
-            // this delivery.
-            if ((response.status == 429 || response.status == 503) && result.retry_after &&
-                endpoint != endpoints_.end()) {
-                auto wait = core::clamp_retry_after(policy, *result.retry_after);
-                pause(endpoint->second, Clock::now() + wait);
-                auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-                pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
-            }
-            f.status = static_cast<int32>(response.status);
-            f.error = !response.error.empty() ? std::move(response.error)
-                      : (response.status >= 200 && response.status < 300) ? std::string()
-                      : fmt::format("HTTP {}", response.status);
-            f.duration_us = response.duration.count();
-            f.response = std::move(response.body);
-            if (decision.outcome == core::Outcome::Dead)
-                log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
-                                             f.delivery.event_id,
-                                             endpoint != endpoints_.end() ? endpoint->second.name : "?",
-                                             f.delivery.attempt, f.error));
-            count_attempt(f, decision.outcome == core::Outcome::Delivered);
-            // The next delivery of its key's pipeline goes at once, ahead of
-            // other claims; after a failure to be retried, the rest goes back.
-            bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
-            if (auto next = pipelines_.next(response.tag, go_on, unsent_))
-                ready_[next->delivery.endpoint_id].push_front(std::move(*next));
-            if (finished_.empty()) oldest_finished_ = Clock::now();
-            finished_keyed_ = finished_keyed_ || f.delivery.keyed;
-            finished_.push_back(std::move(f));
+        auto it = in_flight_.find(response.tag);
+        if (it == in_flight_.end()) return;
+        Finished f;
+        f.delivery = std::move(it->second);
+        in_flight_.erase(it);
+        auto endpoint = endpoints_.find(f.delivery.endpoint_id);
+        if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
+        if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
+        core::AttemptResult result;
+        result.attempt = f.delivery.attempt;
+        result.http_status = response.status;
+        if (!response.retry_after.empty())
+            result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
+        const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
+        core::Decision decision = core::decide(policy, result, unit(rng_));
+        switch (decision.outcome) {
+            case core::Outcome::Delivered: f.state = "delivered"; break;
+            case core::Outcome::Dead: f.state = "dead"; break;
+            case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
+            case core::Outcome::Gone:
+                // The endpoint is gone: disable it; its deliveries wait
+                // (pending) until it is enabled again.
+                f.state = "pending";
+                if (endpoint != endpoints_.end()) {
+                    endpoint->second.enabled = false;
+                    gone_[f.delivery.endpoint_id] =
+                        fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
+                }
+                break;
         }
+        // 429/503 with Retry-After: the whole endpoint waits, not just
+        // this delivery.
+        if ((response.status == 429 || response.status == 503) && result.retry_after &&
+            endpoint != endpoints_.end()) {
+            auto wait = core::clamp_retry_after(policy, *result.retry_after);
+            pause(endpoint->second, Clock::now() + wait);
+            auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
+            pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
+        }
+        f.status = static_cast<int32>(response.status);
+        f.error = !response.error.empty() ? std::move(response.error)
+                  : (response.status >= 200 && response.status < 300) ? std::string()
+                  : fmt::format("HTTP {}", response.status);
+        f.duration_us = response.duration.count();
+        f.response = std::move(response.body);
+        if (decision.outcome == core::Outcome::Dead)
+            log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
+                                         f.delivery.event_id,
+                                         endpoint != endpoints_.end() ? endpoint->second.name : "?",
+                                         f.delivery.attempt, f.error));
+        count_attempt(f, decision.outcome == core::Outcome::Delivered);
+        // The next delivery of its key's pipeline goes at once, ahead of
+        // other claims; after a failure to be retried, the rest goes back.
+        bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
+        if (auto next = pipelines_.next(response.tag, go_on, unsent_))
+            ready_[next->delivery.endpoint_id].push_front(std::move(*next));
+        if (finished_.empty()) oldest_finished_ = Clock::now();
+        finished_keyed_ = finished_keyed_ || f.delivery.keyed;
+        finished_.push_back(std::move(f));
     }
 
     // Counts the attempt for outbox.stats; a change of its endpoint's health
