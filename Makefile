@@ -15,20 +15,22 @@ SQL_REPLACEABLE = $(addprefix extension/src/, dispatch.sql delivery.sql endpoint
 DATA_built = extension/outbox--$(EXTVERSION).sql extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built), $(wildcard extension/outbox--*.sql))
 
-CORE_SRCS = $(wildcard src/core/*.cpp) $(wildcard src/http/*.cpp)
+CORE_SRCS = $(wildcard src/core/*.cpp) $(wildcard src/http/*.cpp) $(wildcard src/sink/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
 # with the library preloaded by test/regress.sh (not by `make installcheck`,
 # which would need a running server started by hand).
-REGRESS = schema enqueue dispatch endpoints security gucs operations policy idempotency restore
+REGRESS = schema enqueue dispatch endpoints security gucs operations policy idempotency restore brokers
 # Isolation specs (specs/, expected/): concurrent claimers.
 ISOLATION = claim idempotency_concurrent
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++20 -Isrc -DOUTBOX_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
-SHLIB_LINK = -lcurl -lfmt -lcrypto -lstdc++
+# The broker sinks (src/sink): libnats, rabbitmq-c, hiredis (pkg-config names
+# libnats, librabbitmq, hiredis).
+SHLIB_LINK = -lcurl -lfmt -lcrypto -lnats -lrabbitmq -lhiredis -lstdc++
 
 # No LLVM bitcode for JIT inlining: it would need clang to compile our C++20,
 # and our functions gain nothing from inlining. `override` beats the value

@@ -21,6 +21,7 @@ import { measureAttempts } from './attempts.mjs';
 import { measureLimited } from './limited.mjs';
 import { measureHotKey } from './hotkey.mjs';
 import { measureTls } from './tls.mjs';
+import { measureBrokers } from './brokers.mjs';
 import { measurePgNet } from './pgnet.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
@@ -47,6 +48,7 @@ const phases = [
   ['limited', measureLimited],
   ['keyed', measureHotKey],
   ['tls', measureTls],
+  ['brokers', measureBrokers],
   ['pgNet', measurePgNet],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],

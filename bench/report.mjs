@@ -81,6 +81,16 @@ export function buildRows(r) {
         `median of ${t.ratios.length} pairs (${t.ratios.map((x) => fix(x)).join(', ')}); ` +
         `${int(t.handshakes)} TLS handshakes (connections nginx accepted) for ${int(t.events)} events`);
   }
+  if (!failed('2 drain', 'brokers', 'brokers') && r.brokers) {
+    const b = r.brokers;
+    const names = { nats: 'NATS JetStream', rabbitmq: 'RabbitMQ (confirms, persistent)', redis: 'Redis Streams' };
+    for (const [key, label] of Object.entries(names)) {
+      const x = b[key];
+      add('2 drain', `drain ${int(b.events)} events into ${label} / over HTTP`,
+          `${fix(x.ratio)}× (${int(x.perSecond)} vs ${int(b.http.perSecond)} events/s)`, 'comparison', null,
+          `${int(x.delivered)} delivered, ${int(x.dead)} dead in ${fix(x.seconds, 1)} s; broker on the same machine`);
+    }
+  }
   if (!failed('2 drain', 'pg_net', 'pgNet') && r.pgNet) {
     const p = r.pgNet;
     if (p.skipped) {

@@ -8,17 +8,18 @@
 #   --full     1M-event drain, more and longer rounds
 #   --no-build use the installed extension and the built micro_bench as they are
 #   --only=a,b run only some measurements: sink micro enqueue claim stats drain
-#              prune fanout attempts limited keyed tls pgNet load pollingDrain
+#              prune fanout attempts limited keyed tls brokers pgNet load pollingDrain
 #              latency (prune needs drain)
 #   --pg-net=DIR build pg_net from the source tree DIR (supabase/pg_net, not
 #              kept here) and compare it side by side (pgNet); without it
 #              that row says it was skipped
 #
-# Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools; npm:
-# package.json), builds and installs the extension, then runs everything on
-# a throwaway cluster, an nginx and node receivers of its own, all on
-# loopback. Prints a table, writes bench/results/latest.json and PNG charts
-# into bench/results/. Cleans up every process and directory it made on exit.
+# Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools, and
+# nats-server, rabbitmq-server, redis-server; npm: package.json), builds and
+# installs the extension, then runs everything on a throwaway cluster, an
+# nginx, node receivers and (brokers) the three brokers, all on loopback.
+# Prints a table, writes bench/results/latest.json and PNG charts into
+# bench/results/. Cleans up every process and directory it made on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -30,7 +31,7 @@ for arg in "$@"; do
         --no-build) build=0 ;;
         --only=*) only=${arg#--only=} ;;
         --pg-net=*) pg_net_src=$(cd "${arg#--pg-net=}" && pwd) || { echo "no such directory: ${arg#--pg-net=}" >&2; exit 2; } ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $arg (use --quick, --full or --no-build)" >&2; exit 2 ;;
     esac
 done
@@ -39,7 +40,8 @@ source "$root/scripts/deps.sh"
 source "$here/lib/cluster.sh"
 source "$here/lib/nginx.sh"
 
-ensure_deps cmake libgtest-dev libbenchmark-dev nginx gnuplot-nox wrk openssl
+ensure_deps cmake libgtest-dev libbenchmark-dev nginx gnuplot-nox wrk openssl \
+            nats-server libnats-dev rabbitmq-server librabbitmq-dev redis-server libhiredis-dev
 export PATH="$(pg_config --bindir):$PATH"
 
 if [ "$build" = 1 ]; then

@@ -37,6 +37,7 @@ const scales = {
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
     latencyDrainEvents: 100_000,
     tlsEvents: 50_000, tlsPairs: 1,
+    brokerEvents: 20_000,
   },
   default: {
     enqueueRounds: 15, enqueueSeconds: 3,
@@ -51,6 +52,7 @@ const scales = {
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 100_000]],
     latencyDrainEvents: 300_000,
     tlsEvents: 100_000, tlsPairs: 2,
+    brokerEvents: 100_000,
   },
   full: {
     enqueueRounds: 21, enqueueSeconds: 4,
@@ -65,6 +67,7 @@ const scales = {
     keyedDrains: [[1, 20_000], [10, 20_000], [100, 20_000], [10_000, 1_000_000]],
     latencyDrainEvents: 300_000,
     tlsEvents: 100_000, tlsPairs: 3,
+    brokerEvents: 100_000,
   },
 };
 export const scale = scales[env.mode] ?? scales.default;

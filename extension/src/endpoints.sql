@@ -8,6 +8,28 @@ LANGUAGE c
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'outbox_check_endpoint';
 
+-- Broker endpoints (nats://, tls://, amqp://, amqps://, redis://): whether
+-- a URL names a broker; the URL without its user:password@, as stored; the
+-- credentials in the canonical form of the endpoint's secret (README,
+-- "Delivering to a broker"), from the URL or from `secret`, NULL when none.
+CREATE OR REPLACE FUNCTION outbox.is_broker_url(url text)
+RETURNS boolean
+LANGUAGE c IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_is_broker_url';
+
+CREATE OR REPLACE FUNCTION outbox.broker_url(url text)
+RETURNS text
+LANGUAGE c IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_broker_url';
+
+CREATE OR REPLACE FUNCTION outbox.broker_secret(url text, secret text)
+RETURNS text
+LANGUAGE c IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_broker_secret';
+
 CREATE OR REPLACE FUNCTION outbox.new_secret()
 RETURNS text
 LANGUAGE c VOLATILE
@@ -115,6 +137,8 @@ AS $$
 DECLARE
     new_id integer;
     signing_secret text;
+    stored_url text;
+    broker boolean;
 BEGIN
     IF create_endpoint.name IS NULL OR create_endpoint.url IS NULL OR create_endpoint.topics IS NULL THEN
         RAISE EXCEPTION 'name, url and topics must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -137,17 +161,29 @@ BEGIN
         RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint.name
             USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
     END IF;
-    signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
+    -- A broker endpoint keeps its credentials (from the URL or `secret`) as
+    -- its secret, and its URL without them; it signs nothing.
+    broker := outbox.is_broker_url(create_endpoint.url);
+    IF broker THEN
+        stored_url := outbox.broker_url(create_endpoint.url);
+        signing_secret := outbox.broker_secret(create_endpoint.url, create_endpoint.secret);
+    ELSE
+        stored_url := create_endpoint.url;
+        signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
+    END IF;
     INSERT INTO outbox.endpoints (name, url, topics, headers, timeout, rate_limit, max_in_flight, max_attempts,
                                   retry_base, retry_max, filter, disable_after)
-    VALUES (create_endpoint.name, create_endpoint.url, create_endpoint.topics,
+    VALUES (create_endpoint.name, stored_url, create_endpoint.topics,
             NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout, create_endpoint.rate_limit,
             create_endpoint.max_in_flight, create_endpoint.max_attempts,
             create_endpoint.retry_base, create_endpoint.retry_max, create_endpoint.filter,
             NULLIF(create_endpoint.disable_after, interval '0'))
     RETURNING id INTO new_id;
-    INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
-    RETURN signing_secret;
+    IF signing_secret IS NOT NULL THEN
+        INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
+    END IF;
+    -- Credentials are never handed back.
+    RETURN CASE WHEN broker THEN NULL ELSE signing_secret END;
 END
 $$;
 
@@ -170,6 +206,8 @@ DECLARE
     resettable constant text[] := '{rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter,
                                     disable_after}';
     current outbox.endpoints;
+    new_url text := alter_endpoint.url;
+    credentials text;
 BEGIN
     PERFORM outbox.refuse_default(target, 'alter',
         'The default endpoint is configured by outbox.url in postgresql.conf.');
@@ -184,6 +222,20 @@ BEGIN
     END IF;
     PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
     SELECT * INTO current FROM outbox.endpoints AS ep WHERE ep.id = target;
+    -- An HTTP endpoint's secrets are signing keys, a broker's its
+    -- credentials: an endpoint stays what it is. New credentials in a broker
+    -- URL replace the old ones.
+    IF alter_endpoint.url IS NOT NULL THEN
+        IF outbox.is_broker_url(alter_endpoint.url) <> outbox.is_broker_url(current.url) THEN
+            RAISE EXCEPTION 'cannot change endpoint "%" between HTTP and a message broker', alter_endpoint.name
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Create a new endpoint with outbox.create_endpoint() and drop this one.';
+        END IF;
+        IF outbox.is_broker_url(alter_endpoint.url) THEN
+            new_url := outbox.broker_url(alter_endpoint.url);
+            credentials := outbox.broker_secret(alter_endpoint.url, NULL);
+        END IF;
+    END IF;
     -- The policy as it will be, checked whole (retry_base against retry_max).
     PERFORM outbox.check_endpoint_policy(
         alter_endpoint.rate_limit, alter_endpoint.max_in_flight,
@@ -194,7 +246,7 @@ BEGIN
              ELSE coalesce(alter_endpoint.retry_max, current.retry_max) END,
         alter_endpoint.filter, alter_endpoint.disable_after);
     UPDATE outbox.endpoints AS ep
-    SET url = COALESCE(alter_endpoint.url, ep.url),
+    SET url = COALESCE(new_url, ep.url),
         topics = COALESCE(alter_endpoint.topics, ep.topics),
         headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
                        ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
@@ -218,6 +270,10 @@ BEGIN
                              ELSE NULLIF(alter_endpoint.disable_after, interval '0') END,
         updated_at = now()
     WHERE ep.id = target;
+    IF credentials IS NOT NULL THEN
+        DELETE FROM outbox.endpoint_secrets AS s WHERE s.endpoint_id = target;
+        INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (target, credentials);
+    END IF;
 END
 $$;
 
@@ -230,11 +286,29 @@ AS $$
 DECLARE
     target integer := outbox.endpoint_id(rotate_secret.name, true);
     signing_secret text;
+    current_url text;
 BEGIN
     PERFORM outbox.refuse_default(target, 'rotate the secret of',
         'The default endpoint signs with outbox.secret in postgresql.conf.');
     IF rotate_secret.grace IS NULL OR rotate_secret.grace < interval '0' THEN
         RAISE EXCEPTION 'grace must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- A broker endpoint's secret is its credentials: replaced at once (a
+    -- grace period means nothing to a broker), never generated, never
+    -- returned.
+    SELECT ep.url INTO current_url FROM outbox.endpoints AS ep WHERE ep.id = target;
+    IF outbox.is_broker_url(current_url) THEN
+        IF rotate_secret.new_secret IS NULL THEN
+            RAISE EXCEPTION 'the credentials of broker endpoint "%" cannot be generated', rotate_secret.name
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Pass the new credentials: new_secret => ''user:password'' (percent-encoded).';
+        END IF;
+        PERFORM outbox.check_endpoint(current_url, NULL, NULL, rotate_secret.new_secret);
+        signing_secret := outbox.broker_secret(current_url, rotate_secret.new_secret);
+        DELETE FROM outbox.endpoint_secrets AS s WHERE s.endpoint_id = target;
+        INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (target, signing_secret);
+        UPDATE outbox.endpoints AS ep SET updated_at = now() WHERE ep.id = target;
+        RETURN NULL;
     END IF;
     PERFORM outbox.check_endpoint(NULL, NULL, NULL, rotate_secret.new_secret);
     signing_secret := COALESCE(rotate_secret.new_secret, outbox.new_secret());

@@ -16,6 +16,7 @@ extern "C" {
 #include <vector>
 
 #include "http/client.hpp"
+#include "sink/sink.hpp"
 #include "pg/endpoint.hpp"
 
 namespace outbox::pg {
@@ -30,12 +31,15 @@ struct InFlight {
     bool keyed = false;          // its result may let a parked delivery of its key go
 };
 
-// A claimed delivery whose request is built but not started. The worker
+// A claimed delivery whose request (or broker message) is built but not
+// started. The worker
 // claims up to a batch ahead of its free request slots, so that a slot is
 // refilled the moment its request finishes, not after the next database
 // round trip, and requests are on the wire while the worker is in SQL.
 struct Ready {
-    http::Request request;
+    std::uint64_t tag = 0;          // its request's or message's
+    http::Request request;          // to an HTTP endpoint
+    std::optional<sink::Message> message;  // to a broker endpoint (pg/sinks.hpp) instead
     InFlight delivery;
     Clock::time_point start_by;  // later, it is handed back: the lease must cover the wait and the request
 };

@@ -15,6 +15,12 @@ Endpoint endpoint_from_row(const EndpointRow& row, const Settings& settings) {
     if (row.id == 0) {
         e.url = settings.url;
         e.keys = settings.keys;
+    } else if (sink::is_broker_url(row.url ? row.url : "")) {
+        // Its secret is its credentials (newest first; there is one).
+        e.url = row.url;
+        e.broker = true;
+        std::string_view secrets = row.secrets ? row.secrets : "";
+        if (!secrets.empty()) e.credentials = sink::credentials_from_secret(e.url, secrets.substr(0, secrets.find(' ')));
     } else {
         e.url = row.url ? row.url : "";
         std::string_view secrets = row.secrets ? row.secrets : "";

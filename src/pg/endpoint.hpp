@@ -18,6 +18,7 @@ extern "C" {
 #include "core/signing.hpp"
 #include "pg/queue.hpp"
 #include "pg/settings.hpp"
+#include "sink/sink.hpp"
 
 namespace outbox::pg {
 
@@ -27,7 +28,9 @@ struct Endpoint {
     int32 id = 0;
     std::string name;
     std::string url;
-    std::vector<core::SigningKey> keys;
+    std::vector<core::SigningKey> keys;  // HTTP: signing keys
+    bool broker = false;                 // a message broker (sinks.hpp), not HTTP
+    sink::Credentials credentials;       // broker: from its newest secret
     std::vector<core::Header> headers;
     std::optional<std::chrono::milliseconds> timeout;
     bool enabled = true;

@@ -17,7 +17,7 @@ std::optional<Ready> Pipelines::next(std::uint64_t tag, bool go_on, std::vector<
     }
     Ready first = std::move(rest.front());
     rest.pop_front();
-    attach(first.request.tag, std::move(rest));
+    attach(first.tag, std::move(rest));
     return first;
 }
 

@@ -3,7 +3,9 @@
 // transaction record finished ones, turn newly committed events into
 // deliveries (dispatch) and claim due deliveries, up to a batch more than
 // the free request slots; start claimed requests after it commits and
-// whenever a slot frees; then sleep on the latch and the HTTP sockets.
+// whenever a slot frees; then sleep on the latch, the HTTP sockets and the
+// broker sinks (pg/sinks.hpp: deliveries to nats://, amqp://, redis://
+// endpoints are published through them and decided like HTTP responses).
 #include "pg/worker.hpp"
 
 #include "core/headers.hpp"
@@ -21,6 +23,7 @@
 #include "pg/replan.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
+#include "pg/sinks.hpp"
 #include "pg/stats.hpp"
 #include "pg/transaction.hpp"
 #include "pg/vacuum.hpp"
@@ -125,13 +128,7 @@ public:
         // Requests a previous run of this slot counted against endpoint
         // limits ended with it.
         pg_call([&] { limits_forget_worker(slot_); });
-        wait_set_ = pg_call([&] {
-            WaitEventSet* set = compat::create_process_wait_event_set(3);
-            AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-            AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-            AddWaitEventToSet(set, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
-            return set;
-        });
+        make_wait_set();
     }
 
     void run() {
@@ -149,6 +146,7 @@ public:
                 want_claim_ = dispatch_due_ = true;
             }
             client_.perform();
+            sinks_.perform();
             collect_completed();
             adopt_shared_pauses();
             start_ready();
@@ -167,12 +165,36 @@ public:
     }
 
 private:
+    // The latch, the postmaster, the HTTP client and each broker sink (one
+    // epoll descriptor each): made again whenever the sinks change.
+    void make_wait_set() {
+        std::vector<int> fds = sinks_.fds();
+        pg_call([&] {
+            if (wait_set_ != nullptr) FreeWaitEventSet(wait_set_);
+            wait_set_ = compat::create_process_wait_event_set(3 + static_cast<int>(fds.size()));
+            AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+            AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+            AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
+            for (int fd : fds) AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, fd, nullptr, nullptr);
+        });
+        wait_events_ = 3 + fds.size();
+    }
+
+    sink::Options sink_options() const {
+        sink::Options options;
+        options.allowed_networks = settings_.http.allowed_networks;
+        options.ca_file = settings_.http.ca_file;
+        options.connect_timeout = settings_.connect_timeout;
+        return options;
+    }
+
     void reload() {
         ConfigReloadPending = false;
         pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
         client_.set_options(settings_.http);
+        sink_options_version_++;  // the sinks are made again with the new settings
         listen_for_commits();
         url_missing_logged_ = false;
         if (settings_.channel != old_channel) {
@@ -289,7 +311,7 @@ private:
 
     std::size_t free_slots() const {
         std::size_t window = claim_window(static_cast<std::size_t>(settings_.max_in_flight));
-        std::size_t used = client_.in_flight() + ready_count() + claimed_pending_;
+        std::size_t used = in_flight_.size() + ready_count() + claimed_pending_;
         return used >= window ? 0 : window - used;
     }
 
@@ -321,7 +343,7 @@ private:
                 bool usable = endpoint != endpoints_.end() && sendable(endpoint->second, now) && now < r.start_by;
                 if (usable) {
                     Endpoint& e = endpoint->second;
-                    if (e.in_flight >= cap_of(e, cap) || client_.in_flight() >= max) break;
+                    if (e.in_flight >= cap_of(e, cap) || in_flight_.size() >= max) break;
                     if (!admit(e, now)) {
                         limits_wake_ = std::min(limits_wake_, e.held_until);
                         break;
@@ -329,11 +351,12 @@ private:
                     r.delivery.limited = e.limited();
                     e.in_flight++;
                     r.delivery.started_at = GetCurrentTimestamp();
-                    in_flight_.emplace(r.request.tag, std::move(r.delivery));
-                    client_.start(std::move(r.request));
+                    in_flight_.emplace(r.tag, std::move(r.delivery));
+                    if (r.message) sinks_.start(endpoint_id, std::move(*r.message));
+                    else client_.start(std::move(r.request));
                     started = true;
                 } else {
-                    pipelines_.hand_back(r.request.tag, unsent_);
+                    pipelines_.hand_back(r.tag, unsent_);
                     unsent_.push_back(std::move(r.delivery));
                 }
                 queue.pop_front();
@@ -401,7 +424,7 @@ private:
     bool should_flush() const {
         if (finished_.empty()) return false;
         return finished_.size() >= static_cast<std::size_t>(settings_.batch_size) ||
-               (client_.in_flight() == 0 && finished_keyed_) || Clock::now() - oldest_finished_ >= kFlushDelay;
+               (in_flight_.empty() && finished_keyed_) || Clock::now() - oldest_finished_ >= kFlushDelay;
     }
 
     bool should_transact() {
@@ -588,6 +611,9 @@ private:
         }
         endpoints_ = std::move(fresh);
         endpoints_version_ = version;
+        for (const auto& [id, error] : sinks_.sync(endpoints_, sink_options(), sink_options_version_))
+            log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
+                                             endpoints_.at(id).name, error));
     }
 
     // Dispatches, and leases at once what the claim plan would claim of the
@@ -649,24 +675,10 @@ private:
             // beyond the request's own time limit; after that it is handed back.
             milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
             Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms_of(endpoint)) - request_timeout) / 2;
-            http::Request request;
-            request.tag = ++last_tag_;
-            request.url = endpoint.url;
-            request.body.assign(row.payload, row.payload_len);
-            std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
-            core::RequestHeaderInput in;
-            in.msg_id = row.event_id;
-            in.timestamp = timestamp;
-            in.body = request.body;
-            in.keys = endpoint.keys;
-            in.user_agent = settings_.http.user_agent;
-            in.endpoint_headers = endpoint.headers;
-            in.event_headers = event_headers;
-            request.headers = core::build_request_headers(in);
-            request.timeout = request_timeout;
-            request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-            Ready ready{std::move(request), InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at},
-                        start_by};
+            Ready ready{++last_tag_, {}, std::nullopt,
+                        InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at}, start_by};
+            if (endpoint.broker) ready.message = broker_message(endpoint, row, ready.tag, request_timeout);
+            else ready.request = http_request(endpoint, row, ready.tag, request_timeout, timestamp);
             ready.delivery.keyed = row.key != nullptr;
             if (row.key != nullptr) {
                 std::string key = std::to_string(row.endpoint_id) + '/' + row.key;
@@ -675,12 +687,49 @@ private:
                     claimed_pipelines_[it->second].second.push_back(std::move(ready));
                     continue;
                 }
-                claimed_pipelines_.emplace_back(ready.request.tag, std::deque<Ready>{});
+                claimed_pipelines_.emplace_back(ready.tag, std::deque<Ready>{});
             }
             claimed.push_back(std::move(ready));
             heads++;
         }
         return heads;
+    }
+
+    http::Request http_request(const Endpoint& endpoint, const ClaimedRow& row, std::uint64_t tag,
+                               milliseconds request_timeout, int64_t timestamp) const {
+        http::Request request;
+        request.tag = tag;
+        request.url = endpoint.url;
+        request.body.assign(row.payload, row.payload_len);
+        std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
+        core::RequestHeaderInput in;
+        in.msg_id = row.event_id;
+        in.timestamp = timestamp;
+        in.body = request.body;
+        in.keys = endpoint.keys;
+        in.user_agent = settings_.http.user_agent;
+        in.endpoint_headers = endpoint.headers;
+        in.event_headers = event_headers;
+        request.headers = core::build_request_headers(in);
+        request.timeout = request_timeout;
+        request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
+        return request;
+    }
+
+    // A broker gets the event id, topic, key, payload and the endpoint's and
+    // event's headers (docs/sinks.md: what each protocol makes of them).
+    static sink::Message broker_message(const Endpoint& endpoint, const ClaimedRow& row, std::uint64_t tag,
+                                        milliseconds timeout) {
+        sink::Message message;
+        message.tag = tag;
+        message.event_id = row.event_id;
+        message.topic = row.topic ? row.topic : "";
+        if (row.key != nullptr) message.key = row.key;
+        message.payload.assign(row.payload, row.payload_len);
+        message.headers = endpoint.headers;
+        for (core::Header& h : split_header_lines(row.header_lines)) message.headers.push_back(std::move(h));
+        message.timeout = timeout;
+        return message;
     }
 
     // Hands the first `count` claims back (outbox.release_claims).
@@ -714,69 +763,83 @@ private:
         pg_call([&] { record_results(rows.data(), static_cast<int>(rows.size())); });
     }
 
+    // Finished requests and broker messages: a broker's acknowledgement is a
+    // 200, its refusal the protocol's code, no answer 0 (docs/sinks.md), and
+    // each goes through the same decision as an HTTP response.
     void collect_completed() {
-        std::uniform_real_distribution<double> unit(0.0, 1.0);
-        for (http::Response& response : client_.take_completed()) {
-            auto it = in_flight_.find(response.tag);
-            if (it == in_flight_.end()) continue;
-            Finished f;
-            f.delivery = std::move(it->second);
-            in_flight_.erase(it);
-            auto endpoint = endpoints_.find(f.delivery.endpoint_id);
-            if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
-            if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
-            core::AttemptResult result;
-            result.attempt = f.delivery.attempt;
-            result.http_status = response.status;
-            if (!response.retry_after.empty())
-                result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-            const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
-            core::Decision decision = core::decide(policy, result, unit(rng_));
-            switch (decision.outcome) {
-                case core::Outcome::Delivered: f.state = "delivered"; break;
-                case core::Outcome::Dead: f.state = "dead"; break;
-                case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
-                case core::Outcome::Gone:
-                    // The endpoint is gone: disable it; its deliveries wait
-                    // (pending) until it is enabled again.
-                    f.state = "pending";
-                    if (endpoint != endpoints_.end()) {
-                        endpoint->second.enabled = false;
-                        gone_[f.delivery.endpoint_id] =
-                            fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
-                    }
-                    break;
-            }
-            // 429/503 with Retry-After: the whole endpoint waits, not just
-            // this delivery.
-            if ((response.status == 429 || response.status == 503) && result.retry_after &&
-                endpoint != endpoints_.end()) {
-                auto wait = core::clamp_retry_after(policy, *result.retry_after);
-                pause(endpoint->second, Clock::now() + wait);
-                auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-                pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
-            }
-            f.status = static_cast<int32>(response.status);
-            f.error = !response.error.empty() ? std::move(response.error)
-                      : (response.status >= 200 && response.status < 300) ? std::string()
-                      : fmt::format("HTTP {}", response.status);
-            f.duration_us = response.duration.count();
-            f.response = std::move(response.body);
-            if (decision.outcome == core::Outcome::Dead)
-                log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
-                                             f.delivery.event_id,
-                                             endpoint != endpoints_.end() ? endpoint->second.name : "?",
-                                             f.delivery.attempt, f.error));
-            count_attempt(f, decision.outcome == core::Outcome::Delivered);
-            // The next delivery of its key's pipeline goes at once, ahead of
-            // other claims; after a failure to be retried, the rest goes back.
-            bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
-            if (auto next = pipelines_.next(response.tag, go_on, unsent_))
-                ready_[next->delivery.endpoint_id].push_front(std::move(*next));
-            if (finished_.empty()) oldest_finished_ = Clock::now();
-            finished_keyed_ = finished_keyed_ || f.delivery.keyed;
-            finished_.push_back(std::move(f));
+        for (http::Response& response : client_.take_completed()) finish(std::move(response));
+        for (sink::Outcome& outcome : sinks_.take_completed()) {
+            http::Response response;
+            response.tag = outcome.tag;
+            response.status = outcome.acked ? 200 : outcome.status;
+            response.error = std::move(outcome.error);
+            response.refused = outcome.refused;
+            response.duration = outcome.duration;
+            finish(std::move(response));
         }
+    }
+
+    void finish(http::Response response) {
+        std::uniform_real_distribution<double> unit(0.0, 1.0);
+        auto it = in_flight_.find(response.tag);
+        if (it == in_flight_.end()) return;
+        Finished f;
+        f.delivery = std::move(it->second);
+        in_flight_.erase(it);
+        auto endpoint = endpoints_.find(f.delivery.endpoint_id);
+        if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
+        if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
+        core::AttemptResult result;
+        result.attempt = f.delivery.attempt;
+        result.http_status = response.status;
+        if (!response.retry_after.empty())
+            result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
+        const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
+        core::Decision decision = core::decide(policy, result, unit(rng_));
+        switch (decision.outcome) {
+            case core::Outcome::Delivered: f.state = "delivered"; break;
+            case core::Outcome::Dead: f.state = "dead"; break;
+            case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
+            case core::Outcome::Gone:
+                // The endpoint is gone: disable it; its deliveries wait
+                // (pending) until it is enabled again.
+                f.state = "pending";
+                if (endpoint != endpoints_.end()) {
+                    endpoint->second.enabled = false;
+                    gone_[f.delivery.endpoint_id] =
+                        fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
+                }
+                break;
+        }
+        // 429/503 with Retry-After: the whole endpoint waits, not just
+        // this delivery.
+        if ((response.status == 429 || response.status == 503) && result.retry_after &&
+            endpoint != endpoints_.end()) {
+            auto wait = core::clamp_retry_after(policy, *result.retry_after);
+            pause(endpoint->second, Clock::now() + wait);
+            auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
+            pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
+        }
+        f.status = static_cast<int32>(response.status);
+        f.error = !response.error.empty() ? std::move(response.error)
+                  : (response.status >= 200 && response.status < 300) ? std::string()
+                  : fmt::format("HTTP {}", response.status);
+        f.duration_us = response.duration.count();
+        f.response = std::move(response.body);
+        if (decision.outcome == core::Outcome::Dead)
+            log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
+                                         f.delivery.event_id,
+                                         endpoint != endpoints_.end() ? endpoint->second.name : "?",
+                                         f.delivery.attempt, f.error));
+        count_attempt(f, decision.outcome == core::Outcome::Delivered);
+        // The next delivery of its key's pipeline goes at once, ahead of
+        // other claims; after a failure to be retried, the rest goes back.
+        bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
+        if (auto next = pipelines_.next(response.tag, go_on, unsent_))
+            ready_[next->delivery.endpoint_id].push_front(std::move(*next));
+        if (finished_.empty()) oldest_finished_ = Clock::now();
+        finished_keyed_ = finished_keyed_ || f.delivery.keyed;
+        finished_.push_back(std::move(f));
     }
 
     // Counts the attempt for outbox.stats; a change of its endpoint's health
@@ -935,14 +998,16 @@ private:
         if (now < error_until_) deadline = std::max(deadline, error_until_);
         auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
         if (auto http = client_.timeout()) timeout = std::min(timeout, *http);
+        if (auto brokers = sinks_.timeout()) timeout = std::min(timeout, *brokers);
         return std::max<long>(0, static_cast<long>(timeout.count()));
     }
 
     void wait() {
+        if (sinks_.take_fds_changed()) make_wait_set();
         long timeout = wait_timeout_ms();
-        WaitEvent events[3];
+        std::vector<WaitEvent> events(wait_events_);
         int n = pg_call([&] {
-            return WaitEventSetWait(wait_set_, timeout, events, 3,
+            return WaitEventSetWait(wait_set_, timeout, events.data(), static_cast<int>(events.size()),
                                     in_flight_.empty() ? wait_event_worker_idle() : wait_event_worker_http());
         });
         for (int i = 0; i < n; i++) {
@@ -957,6 +1022,7 @@ private:
     // back at once instead of letting them wait for the lease.
     void shutdown() {
         client_.perform();
+        sinks_.perform();
         collect_completed();
         std::vector<InFlight> unfinished;
         for (const auto& [tag, d] : in_flight_) unfinished.push_back(d);
@@ -977,6 +1043,9 @@ private:
     int slot_;
     Settings settings_;
     http::Client client_;
+    BrokerSinks sinks_;
+    std::uint64_t sink_options_version_ = 0;
+    std::size_t wait_events_ = 3;
     std::mt19937_64 rng_;
     MemoryContext query_cxt_ = nullptr;
     WaitEventSet* wait_set_ = nullptr;
@@ -1028,6 +1097,10 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     int slot = DatumGetInt32(arg);
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    // hiredis and rabbitmq-c write to sockets with write(2)/send(2): a
+    // broker that closed its end must give EPIPE, not kill the worker.
+    // (Background workers inherit SIG_IGN from the postmaster; made sure.)
+    pqsignal(SIGPIPE, SIG_IGN);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
     SetConfigOption("application_name", "outbox worker", PGC_USERSET, PGC_S_SESSION);

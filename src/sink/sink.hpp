@@ -94,6 +94,22 @@ struct SplitUrl {
 };
 SplitUrl split_credentials(std::string_view url);
 
+// The endpoint's secret of a broker endpoint: its credentials written as
+// the userinfo of a URL, each part percent-encoded:
+//   user:password   AMQP login, NATS user and password, Redis ACL user (AUTH user password)
+//   :password       Redis AUTH password (no user)
+//   token           NATS token (no colon)
+// credentials_secret() writes the canonical form: every byte other than
+// A-Z a-z 0-9 - . _ ~ as %XX (so it has no space, ':' or '@' of its own);
+// a user with an empty password keeps the colon ("user:").
+std::string credentials_secret(const Credentials& credentials);
+
+// Reads a secret written as above (any valid percent-encoding) for the
+// URL's scheme (a colon-less secret is a NATS token, an AMQP or Redis user).
+// Throws InvalidInput for a secret that cannot be credentials; the message
+// never repeats the secret.
+Credentials credentials_from_secret(std::string_view url, std::string_view secret);
+
 // The sink for a validated broker URL without credentials in it. Throws
 // core::InvalidInput for a bad URL (or one with credentials), never
 // connects: the first start() does.

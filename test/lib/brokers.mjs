@@ -266,11 +266,13 @@ async function readStream(handle, stream) {
 
 // ---------------------------------------------------------------- Redis
 
-// One redis-server, nothing saved to disk. `password`: requirepass.
-export async function startRedis({ password } = {}) {
+// One redis-server, nothing saved to disk unless `persist` (an append-only
+// file, fsync'd at every write: a restart keeps every entry). `password`:
+// requirepass.
+export async function startRedis({ password, persist = false } = {}) {
   const dir = tempDir('redis');
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', persist ? 'yes' : 'no', ...(persist ? ['--appendfsync', 'always'] : []),
                 '--daemonize', 'no', ...(password ? ['--requirepass', password] : [])];
   const broker = new Broker({ name: 'redis-server', dir, command: which('redis-server'), args, port });
   await broker.start();

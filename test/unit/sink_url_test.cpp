@@ -196,3 +196,38 @@ TEST(BrokerSink, AddressPolicyRefusesBeforeConnecting) {
         EXPECT_EQ(s->in_flight(), 0u);
     }
 }
+
+TEST(CredentialsSecret, RoundTripsPerScheme) {
+    Credentials amqp{"us@er", "p:ss word", ""};
+    std::string secret = credentials_secret(amqp);
+    EXPECT_EQ(secret, "us%40er:p%3Ass%20word");
+    Credentials back = credentials_from_secret("amqp://h/", secret);
+    EXPECT_EQ(back.user, "us@er");
+    EXPECT_EQ(back.password, "p:ss word");
+    EXPECT_TRUE(back.token.empty());
+
+    EXPECT_EQ(credentials_secret(Credentials{"", "", "t0ken"}), "t0ken");
+    EXPECT_EQ(credentials_from_secret("nats://h/s", "t0ken").token, "t0ken");
+    EXPECT_EQ(credentials_from_secret("amqp://h/", "alice").user, "alice");
+
+    EXPECT_EQ(credentials_secret(Credentials{"", "pw", ""}), ":pw");
+    Credentials redis = credentials_from_secret("redis://h/s", ":pw");
+    EXPECT_TRUE(redis.user.empty());
+    EXPECT_EQ(redis.password, "pw");
+    EXPECT_EQ(credentials_secret(Credentials{}), "");
+
+    // What split_credentials takes from a URL becomes the same secret.
+    EXPECT_EQ(credentials_secret(split_credentials("amqp://us%40er:p%3Ass%20word@h/").credentials), secret);
+}
+
+TEST(CredentialsSecret, RefusesWithoutEchoing) {
+    for (std::string bad : {"", "a b:c", "user:pa@ss", "us/er:x", "x:%zz"}) {
+        try {
+            credentials_from_secret("amqp://h/", bad);
+            ADD_FAILURE() << "accepted " << bad;
+        } catch (const InvalidInput& e) {
+            if (!bad.empty()) { EXPECT_EQ(std::string(e.what()).find(bad), std::string::npos) << e.what(); }
+        }
+    }
+    EXPECT_THROW(credentials_from_secret("https://h/", "a:b"), InvalidInput);
+}
