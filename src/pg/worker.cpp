@@ -447,6 +447,7 @@ private:
             // and re-arm the timer so that an idle worker does not spin.
             want_claim_ = dispatch_due_ = next_due_stale_ = true;
             claim_deadline_ = now + settings_.poll_interval;
+            if (next_due_at_ <= now) next_due_at_ = Clock::time_point::max();  // looked up again
         }
         if (now >= dispatch_retry_at_) {
             want_claim_ = dispatch_due_ = true;
@@ -575,7 +576,9 @@ private:
             next_due_at_ = *next_due_ms >= 0 ? now + milliseconds(*next_due_ms) : Clock::time_point::max();
             next_due_stale_ = false;
         }
-        if (next_due_at_ > now) claim_deadline_ = std::min(claim_deadline_, next_due_at_);
+        // A due time already past (the transaction took longer than the
+        // retry's delay) makes the worker look at once; looking re-arms it.
+        if (next_due_at_ != Clock::time_point::max()) claim_deadline_ = std::min(claim_deadline_, next_due_at_);
         for (Ready& r : claimed) {
             ready_[r.delivery.endpoint_id].push_back(std::move(r));
         }
