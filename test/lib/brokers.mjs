@@ -162,12 +162,13 @@ class Broker {
 
 // ---------------------------------------------------------------- NATS
 
-function natsConfig({ name, port, dir, cluster, auth }) {
+function natsConfig({ name, port, dir, cluster, auth, tls }) {
   const lines = [
     `server_name: ${name}`,
     `listen: 127.0.0.1:${port}`,
     `jetstream { store_dir: "${path.join(dir, 'js')}" }`,
   ];
+  if (tls) lines.push(`tls { cert_file: "${tls.cert}", key_file: "${tls.key}" }`);
   if (auth?.token) lines.push(`authorization { token: "${auth.token}" }`);
   if (auth?.user) lines.push(`authorization { user: "${auth.user}", password: "${auth.password}" }`);
   if (cluster) {
@@ -177,15 +178,31 @@ function natsConfig({ name, port, dir, cluster, auth }) {
   return lines.join('\n') + '\n';
 }
 
-// One nats-server with JetStream. `auth`: { token } or { user, password }.
-export async function startNats({ auth } = {}) {
+// A self-signed certificate for 127.0.0.1 in `dir` (openssl): { cert, key }.
+// The certificate is also the CA file a client trusts it with.
+export function selfSignedCertificate(dir) {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+                                  '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  fs.chmodSync(cert, 0o644);
+  return { cert, key };
+}
+
+// One nats-server with JetStream. `auth`: { token } or { user, password };
+// `tls`: clients must use TLS (tls:// URLs), with a self-signed certificate
+// (the handle's caFile).
+export async function startNats({ auth, tls = false } = {}) {
   const dir = tempDir('nats');
   const port = await freePort();
   const conf = path.join(dir, 'nats.conf');
-  fs.writeFileSync(conf, natsConfig({ name: `n${port}`, port, dir, auth }));
+  const certificate = tls ? selfSignedCertificate(dir) : null;
+  fs.writeFileSync(conf, natsConfig({ name: `n${port}`, port, dir, auth, tls: certificate }));
   const broker = new Broker({ name: 'nats-server', dir, command: which('nats-server'), args: ['-c', conf], port });
   await broker.start();
-  return Object.assign(broker, { url: `nats://127.0.0.1:${port}`, clientServers: [`127.0.0.1:${port}`], auth });
+  return Object.assign(broker, { url: `${tls ? 'tls' : 'nats'}://127.0.0.1:${port}`, clientServers: [`127.0.0.1:${port}`],
+                                 auth, caFile: certificate?.cert });
 }
 
 // `size` nats-servers (JetStream) routed into one cluster. Handle: nodes
@@ -219,7 +236,8 @@ export async function startNatsCluster({ size = 3 } = {}) {
 export async function natsConnect(handle) {
   const { connect } = await import('nats');
   const auth = handle.auth ?? {};
-  return connect({ servers: handle.clientServers, ...auth, reconnectTimeWait: 200, maxReconnectAttempts: -1 });
+  return connect({ servers: handle.clientServers, ...auth, reconnectTimeWait: 200, maxReconnectAttempts: -1,
+                   ...(handle.caFile ? { tls: { caFile: handle.caFile } } : {}) });
 }
 
 // Creates (or updates) a stream; retries while a fresh cluster elects its

@@ -32,13 +32,14 @@ export function eventId(n) {
 
 export class SinkTool {
   // credentials: { user, password, token }, passed in the environment.
-  constructor(url, { allowed = '127.0.0.1/32', connectTimeout = 5000, credentials = {} } = {}) {
+  constructor(url, { allowed = '127.0.0.1/32', connectTimeout = 5000, credentials = {}, caFile } = {}) {
     buildTool();
     const env = { ...process.env };
     if (credentials.user !== undefined) env.OUTBOX_SINK_USER = credentials.user;
     if (credentials.password !== undefined) env.OUTBOX_SINK_PASSWORD = credentials.password;
     if (credentials.token !== undefined) env.OUTBOX_SINK_TOKEN = credentials.token;
-    this.child = spawn(toolPath, [url, '--allowed', allowed, '--connect-timeout', String(connectTimeout)],
+    this.child = spawn(toolPath, [url, '--allowed', allowed, '--connect-timeout', String(connectTimeout),
+                                  ...(caFile ? ['--ca-file', caFile] : [])],
                        { env, stdio: ['pipe', 'pipe', 'pipe'] });
     // A test that fails before close() must not hang its file on a live
     // sink_tool: it does not keep Node running, and dies with it.
