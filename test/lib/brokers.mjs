@@ -339,10 +339,17 @@ export async function redisStream(handle, stream) {
 // system's directories: the scripts in /usr/lib/rabbitmq/bin are used).
 export async function startRabbit() {
   const dir = tempDir('rabbit');
-  const [port, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, distPort, epmdPort, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const certificate = selfSignedCertificate(dir);
   fs.writeFileSync(path.join(dir, 'enabled_plugins'), '[].\n');
   fs.writeFileSync(path.join(dir, 'rabbitmq.conf'), [
     `listeners.tcp.default = 127.0.0.1:${port}`,
+    // AMQPS too, with a self-signed certificate (the handle's caFile).
+    `listeners.ssl.default = 127.0.0.1:${tlsPort}`,
+    `ssl_options.certfile = ${certificate.cert}`,
+    `ssl_options.keyfile = ${certificate.key}`,
+    'ssl_options.verify = verify_none',
+    'ssl_options.fail_if_no_peer_cert = false',
     'loopback_users = none',
     // A small test machine: the default disk alarm (50 MB free) is fine,
     // but do not let a busy /tmp block publishers for memory.
@@ -374,6 +381,8 @@ export async function startRabbit() {
   const stopBroker = broker.stop.bind(broker);
   return Object.assign(broker, {
     url: `amqp://127.0.0.1:${port}`,
+    tlsUrl: `amqps://127.0.0.1:${tlsPort}`,
+    caFile: certificate.cert,
     amqpUrl: `amqp://guest:guest@127.0.0.1:${port}`,
     startupMs: Date.now() - started,
     epmd,

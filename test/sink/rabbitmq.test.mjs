@@ -79,6 +79,22 @@ test('a missing exchange fails with 404, a missing vhost with 530', async () => 
   assert.deepEqual([o.acked, o.status], [false, 530]);
 });
 
+// By name: rabbitmq-c checks the certificate's host name, not an IP address.
+test('amqps:// with the server\'s certificate as CA: confirmed; without a CA that trusts it: a failure with no answer', async () => {
+  const url = `${rabbit.tlsUrl.replace('127.0.0.1', 'localhost')}/?exchange=events&routing_key=order.tls`;
+  const allowed = '127.0.0.1/32, ::1/128';
+  let sink = new SinkTool(url, { credentials: guest, caFile: rabbit.caFile, allowed });
+  const o = await sink.send({ id: eventId(2300), topic: 'order.tls' });
+  await sink.close();
+  assert.deepEqual([o.acked, o.status, o.error], [true, 200, ''], JSON.stringify(o));
+  assert.deepEqual((await rabbitQueueMessages(rabbit, 'orders')).map((m) => m.id), [eventId(2300)]);
+  sink = new SinkTool(url, { credentials: guest, connectTimeout: 3000, allowed });
+  const refused = await sink.send({ id: eventId(2301), topic: 'order.tls' });
+  await sink.close();
+  assert.deepEqual([refused.acked, refused.status], [false, 0], JSON.stringify(refused));
+  assert.deepEqual(await rabbitQueueMessages(rabbit, 'orders'), []);
+});
+
 test('the address guard refuses a loopback address outside allowed_networks', async () => {
   const sink = new SinkTool(`amqp://127.0.0.4:${rabbit.port}/`, { credentials: guest });
   const o = await sink.send({ id: eventId(2200) });
