@@ -160,28 +160,29 @@ int32 column_int4(HeapTuple tuple, TupleDesc desc, int column) {
     return isnull ? 0 : DatumGetInt32(d);
 }
 
-// Reads claimed rows (outbox.claim's columns, starting at `first`; then the
-// endpoint, or `endpoint_id` when the result has no such column) from
-// SPI_tuptable's rows [from, to).
-int read_claimed(int first, int from, int to, int32 endpoint_id, MemoryContext out, ClaimedRow** rows) {
-    int n = to - from;
+// outbox.claim()'s columns; outbox.claimed() adds the endpoint after them.
+constexpr int kClaimColumns = 8;
+
+// Reads the `n` claimed rows of SPI_tuptable. Rows without an endpoint
+// column (outbox.claim) are of `endpoint_id`.
+int read_claimed(int n, int32 endpoint_id, MemoryContext out, ClaimedRow** rows) {
     MemoryContext old = MemoryContextSwitchTo(out);
     *rows = static_cast<ClaimedRow*>(palloc0(sizeof(ClaimedRow) * (n > 0 ? n : 1)));
     TupleDesc desc = SPI_tuptable->tupdesc;
-    bool has_endpoint = desc->natts >= first + 8;
+    bool has_endpoint = desc->natts > kClaimColumns;
     for (int i = 0; i < n; i++) {
-        HeapTuple tuple = SPI_tuptable->vals[from + i];
+        HeapTuple tuple = SPI_tuptable->vals[i];
         ClaimedRow& row = (*rows)[i];
-        row.event_id = SPI_getvalue(tuple, desc, first);  // uuid as text
-        row.attempt = column_int4(tuple, desc, first + 1);
-        row.topic = column_text(tuple, desc, first + 2, nullptr);
-        row.payload = column_text(tuple, desc, first + 3, &row.payload_len);
-        row.header_lines = column_text(tuple, desc, first + 4, nullptr);
+        row.event_id = SPI_getvalue(tuple, desc, 1);  // uuid as text
+        row.attempt = column_int4(tuple, desc, 2);
+        row.topic = column_text(tuple, desc, 3, nullptr);
+        row.payload = column_text(tuple, desc, 4, &row.payload_len);
+        row.header_lines = column_text(tuple, desc, 5, nullptr);
         bool isnull = true;
-        Datum created = SPI_getbinval(tuple, desc, first + 5, &isnull);
+        Datum created = SPI_getbinval(tuple, desc, 6, &isnull);
         row.created_at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(created);
-        row.key = column_text(tuple, desc, first + 6, nullptr);
-        row.endpoint_id = has_endpoint ? column_int4(tuple, desc, first + 8) : endpoint_id;
+        row.key = column_text(tuple, desc, 7, nullptr);
+        row.endpoint_id = has_endpoint ? column_int4(tuple, desc, kClaimColumns + 1) : endpoint_id;
     }
     MemoryContextSwitchTo(old);
     return n;
@@ -215,7 +216,7 @@ int dispatch_events(int max_events, bool include_default, int lease_ms, const in
     Datum claimed_values[2] = {PointerGetDatum(PG_DETOAST_DATUM_COPY(events)),
                                PointerGetDatum(PG_DETOAST_DATUM_COPY(result_value(3, &isnull)))};
     int n = execute(claimed_plan, claimed_values, nullptr, SPI_OK_SELECT);
-    *n_leased = read_claimed(1, 0, n, 0, out, leased);
+    *n_leased = read_claimed(n, 0, out, leased);
     return dispatched;
 }
 
@@ -225,7 +226,7 @@ int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, int followers, 
     Datum values[4] = {Int32GetDatum(endpoint_id), Int32GetDatum(limit), Int64GetDatum(lease_ms),
                        Int32GetDatum(followers)};
     int n = execute(claim_plan, values, nullptr, SPI_OK_SELECT);
-    return read_claimed(1, 0, n, endpoint_id, out, rows);
+    return read_claimed(n, endpoint_id, out, rows);
 }
 
 void record_results(const ResultRow* rows, int count) {
