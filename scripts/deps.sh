@@ -1,12 +1,40 @@
-# Sourced by the demo and the test runner: installs what is missing on a
-# Debian machine (apt packages, then npm packages), and nothing else.
-# Usage: ensure_deps [extra apt packages...]
+# Sourced by the demo, the test runner and the benchmarks: installs what is
+# missing on a Debian machine (apt packages from scripts/dependencies, then
+# npm packages), and nothing else.
+# Usage: ensure_deps [group or apt package...]
+# The groups build, nats, amqp, redis, demo and node are always installed:
+# the demo builds outbox with every broker, as a user building from source
+# with everything would.
 
-apt_packages=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libfmt-dev libssl-dev
-              g++ make pkg-config)
+# The Debian server the scripts build against (Debian 12's), for NN in
+# scripts/dependencies.
+debian_pg=15
+
+# The packages of the named groups of scripts/dependencies (NN replaced);
+# words that name no group are packages themselves.
+dependency_packages() {
+    local file word line found
+    file="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dependencies"
+    for word in "$@"; do
+        found=
+        while read -r line; do
+            [[ "$line" =~ ^$word[[:space:]]+(.*)$ ]] && found=${BASH_REMATCH[1]}
+        done < <(grep -v '^#' "$file")
+        if [ -z "$found" ]; then
+            echo "$word"
+        else
+            for pkg in $found; do
+                # Node.js from elsewhere (NodeSource) has npm in it: keep it.
+                if [ "$word" = node ] && command -v "${pkg/nodejs/node}" >/dev/null; then continue; fi
+                echo "${pkg//NN/$debian_pg}"
+            done
+        fi
+    done
+}
 
 ensure_deps() {
-    local wanted=("${apt_packages[@]}" "$@") missing=() pkg
+    local wanted=() missing=() pkg
+    mapfile -t wanted < <(dependency_packages build nats amqp redis demo node "$@")
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
@@ -33,16 +61,24 @@ ensure_deps() {
         [ -n "$own_policy" ] && rm -f "$policy"
         [ "$rc" = 0 ] || return 1
     fi
-    if ! command -v node >/dev/null; then
-        echo "node (20 or later) is required" >&2
-        return 1
-    fi
     local root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ] ||
        [ ! -d "$root/node_modules/nats" ] || [ ! -d "$root/node_modules/amqplib" ] || [ ! -d "$root/node_modules/redis" ]; then
         echo "installing npm packages"
         (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+# Stops with a message unless node is at least version $1 (the tests need
+# 20; Debian 12 has 18, which runs the demo).
+require_node() {
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || major=0
+    if [ "$major" -lt "$1" ]; then
+        echo "Node.js $1 or later is needed (found: $(node --version 2>/dev/null || echo none)); Debian 12 has 18:" \
+             "install nodejs $1 from NodeSource's repository" >&2
+        return 1
     fi
 }
 

@@ -26,6 +26,7 @@
 #include "pg/sinks.hpp"
 #include "pg/stats.hpp"
 #include "pg/transaction.hpp"
+#include "pg/undeliverable.hpp"
 #include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
@@ -514,6 +515,7 @@ private:
             if (!active) return;
             pg_call([] { replan_if_grown(); });
             refresh_endpoints();
+            if (slot_ == 0) pg_call([&] { undeliverable_.note(sinks_.unavailable()); });
             std::vector<std::pair<int32, int>> plan = claim_plan();
             std::map<int32, int> leased;  // per endpoint, by the dispatch
             // Only when events may have come: a transaction that just
@@ -617,6 +619,8 @@ private:
         for (const auto& [id, error] : sinks_.sync(endpoints_, sink_options(), sink_options_version_))
             log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
                                              endpoints_.at(id).name, error));
+        // A protocol this library lacks: nothing is claimed for the endpoint (as if disabled here).
+        for (const auto& [id, reason] : sinks_.unavailable()) endpoints_.at(id).enabled = false;
     }
 
     // Dispatches, and leases at once what the claim plan would claim of the
@@ -1047,6 +1051,7 @@ private:
     Settings settings_;
     http::Client client_;
     BrokerSinks sinks_;
+    Undeliverable undeliverable_;
     std::uint64_t sink_options_version_ = 0;
     std::size_t wait_events_ = 3;
     std::mt19937_64 rng_;
