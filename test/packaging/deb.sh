@@ -40,7 +40,7 @@ build() {
 
 lintian_clean() {
     # --fail-on error: warnings are shown, errors fail.
-    lintian --fail-on error --no-tag-display-limit "$work"/*.changes
+    lintian --fail-on error --tag-display-limit 0 "$work"/*.changes
 }
 
 depends() {

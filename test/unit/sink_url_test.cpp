@@ -231,3 +231,38 @@ TEST(CredentialsSecret, RefusesWithoutEchoing) {
     }
     EXPECT_THROW(credentials_from_secret("https://h/", "a:b"), InvalidInput);
 }
+
+// Each protocol is built in or refused (the Makefile's BROKERS): a URL of
+// a protocol the build lacks is refused by require_built_in and make_sink
+// with Kind::NotSupported, naming the library and its Debian package.
+TEST(BrokerProtocols, BuiltInOrRefused) {
+    const std::pair<const char*, const char*> urls[] = {
+        {"nats", "nats://127.0.0.1/s"}, {"nats", "tls://h.example.com/s"}, {"amqp", "amqp://127.0.0.1/"},
+        {"amqp", "amqps://h.example.com/"}, {"redis", "redis://127.0.0.1/s"}};
+    std::string listed;
+    for (const Protocol& p : protocols())
+        if (p.built_in) listed += std::string(listed.empty() ? "" : ", ") + p.name;
+    EXPECT_EQ(built_in_protocols(), listed);
+    for (const auto& [name, url] : urls) {
+        const Protocol* protocol = nullptr;
+        for (const Protocol& p : protocols())
+            if (std::string_view(p.name) == name) protocol = &p;
+        ASSERT_NE(protocol, nullptr) << name;
+        if (protocol->built_in) {
+            EXPECT_NO_THROW(require_built_in(url)) << url;
+            EXPECT_NE(make_sink(url, {}, {}), nullptr) << url;
+            continue;
+        }
+        for (int through_make_sink = 0; through_make_sink < 2; through_make_sink++) {
+            try {
+                if (through_make_sink) make_sink(url, {}, {});
+                else require_built_in(url);
+                ADD_FAILURE() << url << " accepted without its library";
+            } catch (const InvalidInput& e) {
+                EXPECT_EQ(e.kind(), InvalidInput::Kind::NotSupported) << url;
+                EXPECT_NE(std::string(e.what()).find(protocol->library), std::string::npos) << e.what();
+                EXPECT_NE(e.hint().find(protocol->package), std::string::npos) << e.hint();
+            }
+        }
+    }
+}
