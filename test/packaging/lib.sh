@@ -13,6 +13,7 @@ check() {
     else
         failed=$((failed + 1))
         echo "not ok - $name"
+        return 1
     fi
 }
 

@@ -52,6 +52,7 @@ server_copy() {
         cp -a "$prefix/usr/lib/postgresql/$major" "$copy/usr/lib/postgresql/" &&
         cp -a "$prefix/usr/share/postgresql/$major" "$copy/usr/share/postgresql/" &&
         cp -a "$prefix/usr/include/postgresql" "$copy/usr/include/" &&
+        mkdir -p "$("$pg_config" --libdir)" &&  # pgxn wants it writable (Debian's is /usr/lib/<triplet>)
         "$pg_config" --pkglibdir
 }
 
