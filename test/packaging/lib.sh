@@ -32,6 +32,7 @@ check_node() {
 
 summary() {
     echo
+    echo "(${SECONDS} s)"
     echo "$passed passed, $failed failed"
     [ "$failed" = 0 ]
 }
