@@ -39,8 +39,8 @@ build() {
 }
 
 lintian_clean() {
-    # --fail-on error: warnings are shown, errors fail.
-    lintian --fail-on error --tag-display-limit 0 "$work"/*.changes
+    # --fail-on error: warnings and information are shown, errors fail.
+    lintian --fail-on error --display-info --tag-display-limit 0 "$work"/*.changes
 }
 
 depends() {
