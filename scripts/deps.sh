@@ -70,16 +70,29 @@ ensure_deps() {
     fi
 }
 
-# Stops with a message unless node is at least version $1 (the tests need
-# 20; Debian 12 has 18, which runs the demo).
+# Node.js $1 or later on PATH. Debian 12 has 18 (enough for the demo); the
+# tests and the Next.js example need 20: where node is older, Node.js
+# $node_version comes from the npm registry (the package node-linux-<arch>
+# holds the official binary) into $OUTBOX_NODE_CACHE, and goes first on PATH.
+node_version=20.20.2
 require_node() {
-    local major
+    local major cache arch
     major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || major=0
-    if [ "$major" -lt "$1" ]; then
-        echo "Node.js $1 or later is needed (found: $(node --version 2>/dev/null || echo none)); Debian 12 has 18:" \
-             "install nodejs $1 from NodeSource's repository" >&2
-        return 1
+    [ "$major" -ge "$1" ] && return 0
+    cache=${OUTBOX_NODE_CACHE:-/var/cache/outbox/node-$node_version}
+    case "$(uname -m)" in
+        x86_64) arch=x64 ;;
+        aarch64) arch=arm64 ;;
+        *) echo "Node.js $1 or later is needed (found: $(node --version 2>/dev/null || echo none))" >&2; return 1 ;;
+    esac
+    if [ ! -x "$cache/node_modules/node-linux-$arch/bin/node" ]; then
+        echo "Node.js $1 or later is needed (found: $(node --version)): installing $node_version into $cache"
+        mkdir -p "$cache" &&
+            npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version" || return 1
     fi
+    export PATH="$cache/node_modules/node-linux-$arch/bin:$PATH"
+    echo "using $(command -v node) $(node --version)"
+    [ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$1" ]
 }
 
 # Builds the extension and installs it into the PostgreSQL of $PG_CONFIG
