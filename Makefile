@@ -100,7 +100,7 @@ $(OBJS): Makefile build/brokers.stamp
 # The PGXN release archive (META.json): the tracked files of the working
 # tree, uncommitted changes included, under outbox-$(EXTVERSION)/.
 dist:
-	cd $(src_root) && tree=$$(git stash create) && \
+	cd $(src_root) && tree=$$(git -c user.name=outbox -c user.email=dist@outbox.invalid stash create) && \
 	  git archive --format zip --prefix outbox-$(EXTVERSION)/ -o $(CURDIR)/outbox-$(EXTVERSION).zip $${tree:-HEAD}
 	@echo "wrote outbox-$(EXTVERSION).zip"
 .PHONY: dist

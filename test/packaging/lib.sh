@@ -41,7 +41,7 @@ summary() {
 # included, as `make dist` takes them) into directory $2.
 copy_tree() {
     local tree
-    tree=$(git -C "$1" stash create) || return 1
+    tree=$(git -C "$1" -c user.name=outbox -c user.email=dist@outbox.invalid stash create) || return 1
     mkdir -p "$2" && git -C "$1" archive "${tree:-HEAD}" | tar -x -C "$2"
 }
 
