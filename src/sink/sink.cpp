@@ -132,7 +132,9 @@ SplitUrl split_credentials(std::string_view url) {
     return out;
 }
 
-std::unique_ptr<Sink> make_sink(std::string_view url, const Credentials& credentials, const Options& options) {
+// (credentials and options go unused in a build without any protocol.)
+std::unique_ptr<Sink> make_sink(std::string_view url, [[maybe_unused]] const Credentials& credentials,
+                                [[maybe_unused]] const Options& options) {
     detail::BrokerUrl b = detail::parse_broker_url(url);
     if (b.has_userinfo)
         throw InvalidInput(InvalidInput::Kind::InvalidValue,
