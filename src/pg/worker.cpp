@@ -8,18 +8,22 @@
 // endpoints are published through them and decided like HTTP responses).
 #include "pg/worker.hpp"
 
+#include "core/agenda.hpp"
 #include "core/headers.hpp"
 #include "core/outcome.hpp"
-#include "core/text.hpp"
+#include "core/shares.hpp"
 #include "http/client.hpp"
 #include "pg/claims.hpp"
 #include "pg/compat.hpp"
 #include "pg/gucs.hpp"
 #include "pg/endpoint.hpp"
 #include "pg/guard.hpp"
+#include "pg/holdings.hpp"
 #include "pg/limits.hpp"
+#include "pg/log.hpp"
 #include "pg/prune.hpp"
 #include "pg/queue.hpp"
+#include "pg/recording.hpp"
 #include "pg/replan.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
@@ -31,7 +35,6 @@
 
 extern "C" {
 #include "commands/async.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -70,7 +73,6 @@ constexpr auto kPruneSlice = milliseconds(50);          // longest one prune rou
 constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
 constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size"; not worth a lock
-constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
 constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
 // A claim brings up to this many batches (outbox.batch_size) of deliveries
@@ -83,40 +85,6 @@ constexpr std::size_t kVacuumAfterResults = 5000;
 constexpr int64 kVacuumMinDeadRows = 10000;
 constexpr int64 kVacuumBusyDeadRows = 100000;
 constexpr auto kDeadCheckInterval = std::chrono::seconds(3);
-// Events in one dispatch from which the other workers are woken to share
-// the claims: a backlog is forming (at 1,000 events/s a round takes one or
-// two).
-constexpr int kShareDispatched = 16;
-constexpr auto kDispatchRetry = milliseconds(2);  // another worker was dispatching: about its transaction's length
-
-// An endpoint became failing or recovered (stats.hpp); told in the next
-// transaction (outbox.note_endpoint_health).
-struct HealthNote {
-    int32 endpoint_id;
-    bool failing;
-    TimestampTz since;
-    int32 consecutive_failures;
-    std::string last_error;
-};
-
-struct Finished {
-    InFlight delivery;
-    const char* state;  // "pending", "delivered", "dead"
-    int64 retry_in_ms = 0;
-    int32 status = 0;
-    std::string error;
-    int64 duration_us = 0;
-    std::string response;
-};
-
-void log_message(int elevel, const std::string& message, const std::string& detail = {},
-                 const std::string& hint = {}) {
-    pg_call([&] {
-        ereport(elevel, (errmsg_internal("%s", message.c_str()),
-                         detail.empty() ? 0 : errdetail_internal("%s", detail.c_str()),
-                         hint.empty() ? 0 : errhint("%s", hint.c_str())));
-    });
-}
 
 class Worker {
 public:
@@ -143,7 +111,7 @@ public:
                 // NOTIFY on our channel: consume the queue (so it can be
                 // truncated) and look for work.
                 pg_call([] { ProcessNotifyInterrupt(false); });
-                want_claim_ = dispatch_due_ = true;
+                agenda_.wake();
             }
             client_.perform();
             sinks_.perform();
@@ -155,8 +123,7 @@ public:
                 step();
             } catch (const PgError& e) {
                 log_message(WARNING, fmt::format("outbox worker: {}", e.what()), e.detail(), e.hint());
-                error_until_ = Clock::now() + kErrorBackoff;
-                want_claim_ = dispatch_due_ = next_due_stale_ = true;
+                agenda_.back_off(Clock::now());
                 endpoints_version_.clear();  // reload them after an error
             }
             wait();
@@ -202,7 +169,7 @@ private:
             listen(settings_.channel);
         }
         endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
-        want_claim_ = dispatch_due_ = next_due_stale_ = true;
+        agenda_.look_again();
     }
 
     // Committing transactions set the latches that are published. A paused
@@ -223,7 +190,7 @@ private:
     }
 
     std::size_t sendable_count(Clock::time_point now) const {
-        return static_cast<std::size_t>(std::count_if(endpoints_.begin(), endpoints_.end(),
+        return static_cast<std::size_t>(std::count_if(holdings_.endpoints.begin(), holdings_.endpoints.end(),
                                                       [&](const auto& entry) { return sendable(entry.second, now); }));
     }
 
@@ -232,7 +199,7 @@ private:
     // the worker looks for its work again then.
     void pause(Endpoint& endpoint, Clock::time_point until) {
         endpoint.paused_until = std::max(endpoint.paused_until, until);
-        claim_deadline_ = std::min(claim_deadline_, until);
+        agenda_.look_by(until);
     }
 
     // Each endpoint gets an equal share of max_in_flight, so that one that
@@ -242,33 +209,27 @@ private:
     // limited endpoint does not halve the share of a fast one.
     std::size_t endpoint_cap() const {
         auto now = Clock::now();
-        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
         std::size_t sharing = 0, held_by_limited = 0;
-        for (const auto& [id, e] : endpoints_) {
+        for (const auto& [id, e] : holdings_.endpoints) {
             if (!sendable(e, now)) continue;
             if (e.limited()) held_by_limited += e.in_flight + ready_of(id);
             else sharing++;
         }
-        std::size_t left = max > held_by_limited ? max - held_by_limited : 1;
-        sharing = std::max<std::size_t>(sharing, 1);
-        return std::max<std::size_t>(1, (left + sharing - 1) / sharing);
+        return core::fair_share(static_cast<std::size_t>(settings_.max_in_flight), sharing, held_by_limited);
     }
 
     // How many requests of `e` this worker may have running: its own
     // max_in_flight (which limits_try_start() holds across workers), else
     // the fair share `fair`.
     std::size_t cap_of(const Endpoint& e, std::size_t fair) const {
-        if (e.max_in_flight <= 0) return fair;
-        return std::min(static_cast<std::size_t>(e.max_in_flight), static_cast<std::size_t>(settings_.max_in_flight));
+        return core::endpoint_cap(e.max_in_flight, static_cast<std::size_t>(settings_.max_in_flight), fair);
     }
 
     // How many claims of `e` may wait for a request slot: a batch, or for a
     // rate-limited endpoint what it may be sent in a second, so that claims
     // do not wait out their lease behind the limit.
     std::size_t claim_window_of(const Endpoint& e, std::size_t fair) const {
-        std::size_t window = claim_window(cap_of(e, fair));
-        if (e.rate_limit > 0) window = std::min(window, static_cast<std::size_t>(std::ceil(e.rate_limit)) + 1);
-        return window;
+        return core::endpoint_claim_window(cap_of(e, fair), static_cast<std::size_t>(settings_.batch_size), e.rate_limit);
     }
 
     // Which endpoints to claim for now, and at most how many each: what
@@ -279,19 +240,14 @@ private:
     // the starting endpoint rotates so that none is always served last.
     std::vector<std::pair<int32, int>> claim_plan() {
         std::vector<std::pair<int32, int>> plan;
-        if (!want_claim_ || settings_.paused || free_slots() == 0) return plan;
+        if (!agenda_.wants_claim() || settings_.paused || free_slots() == 0) return plan;
         std::size_t cap = endpoint_cap();
         auto now = Clock::now();
-        for (const auto& [id, e] : endpoints_) {
+        for (const auto& [id, e] : holdings_.endpoints) {
             if (!sendable(e, now)) continue;
             std::size_t held = e.in_flight + ready_of(id);
-            std::size_t window = claim_window_of(e, cap);
-            // A limited endpoint is refilled once it has used half its
-            // window, not a row at a time as each request starts: every
-            // claim is a transaction.
-            if (e.limited() && held > window / 2) continue;
-            std::size_t free = held >= window ? 0 : window - held;
-            free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
+            std::size_t free = core::claim_room(held, claim_window_of(e, cap), e.limited(),
+                                                static_cast<std::size_t>(settings_.batch_size));
             if (free == 0) continue;
             plan.emplace_back(id, static_cast<int>(free));
         }
@@ -302,48 +258,33 @@ private:
         return plan;
     }
 
-    // How many deliveries may be claimed and not finished, for `slots`
-    // request slots (the worker's or one endpoint's share): the slots, and as
-    // many claimed ahead (at most a batch) waiting for one.
-    std::size_t claim_window(std::size_t slots) const {
-        return slots + std::min(slots, static_cast<std::size_t>(settings_.batch_size));
-    }
-
     std::size_t free_slots() const {
-        std::size_t window = claim_window(static_cast<std::size_t>(settings_.max_in_flight));
-        std::size_t used = in_flight_.size() + ready_count() + claimed_pending_;
-        return used >= window ? 0 : window - used;
+        std::size_t window = core::claim_window(static_cast<std::size_t>(settings_.max_in_flight),
+                                                static_cast<std::size_t>(settings_.batch_size));
+        std::size_t used = holdings_.in_flight.size() + holdings_.ready_count() + holdings_.claimed_pending;
+        return core::free_slots(window, used);
     }
 
-    std::size_t ready_count() const {
-        std::size_t n = 0;
-        for (const auto& [endpoint_id, queue] : ready_) n += queue.size();
-        return n;
-    }
-
-    std::size_t ready_of(int32 endpoint_id) const {
-        auto it = ready_.find(endpoint_id);
-        return it == ready_.end() ? 0 : it->second.size();
-    }
+    std::size_t ready_of(int32 endpoint_id) const { return holdings_.ready_of(endpoint_id); }
 
     // Starts claimed requests while there are free slots (each endpoint up
     // to its share). A claim that can no longer be sent in time, or whose
-    // endpoint is paused, disabled or gone, is handed back (unsent_).
+    // endpoint is paused, disabled or gone, is handed back (holdings_.unsent).
     void start_ready() {
         limits_wake_ = Clock::time_point::max();
-        if (ready_.empty()) return;
+        if (holdings_.ready.empty()) return;
         auto now = Clock::now();
         std::size_t cap = endpoint_cap();
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
         bool started = false;
-        for (auto& [endpoint_id, queue] : ready_) {
-            auto endpoint = endpoints_.find(endpoint_id);
+        for (auto& [endpoint_id, queue] : holdings_.ready) {
+            auto endpoint = holdings_.endpoints.find(endpoint_id);
             while (!queue.empty()) {
                 Ready& r = queue.front();
-                bool usable = endpoint != endpoints_.end() && sendable(endpoint->second, now) && now < r.start_by;
+                bool usable = endpoint != holdings_.endpoints.end() && sendable(endpoint->second, now) && now < r.start_by;
                 if (usable) {
                     Endpoint& e = endpoint->second;
-                    if (e.in_flight >= cap_of(e, cap) || in_flight_.size() >= max) break;
+                    if (e.in_flight >= cap_of(e, cap) || holdings_.in_flight.size() >= max) break;
                     if (!admit(e, now)) {
                         limits_wake_ = std::min(limits_wake_, e.held_until);
                         break;
@@ -351,18 +292,18 @@ private:
                     r.delivery.limited = e.limited();
                     e.in_flight++;
                     r.delivery.started_at = GetCurrentTimestamp();
-                    in_flight_.emplace(r.tag, std::move(r.delivery));
+                    holdings_.in_flight.emplace(r.tag, std::move(r.delivery));
                     if (r.message) sinks_.start(endpoint_id, std::move(*r.message));
                     else client_.start(std::move(r.request));
                     started = true;
                 } else {
-                    pipelines_.hand_back(r.tag, unsent_);
-                    unsent_.push_back(std::move(r.delivery));
+                    holdings_.pipelines.hand_back(r.tag, holdings_.unsent);
+                    holdings_.unsent.push_back(std::move(r.delivery));
                 }
                 queue.pop_front();
             }
         }
-        std::erase_if(ready_, [](const auto& entry) { return entry.second.empty(); });
+        std::erase_if(holdings_.ready, [](const auto& entry) { return entry.second.empty(); });
         // Put them on the wire now: they travel while the worker is in its
         // next transaction, instead of waiting for the loop to come round.
         if (started) client_.perform();
@@ -391,19 +332,10 @@ private:
         TimestampTz now_ts = GetCurrentTimestamp();
         auto now = Clock::now();
         for (int i = 0; i < n; i++) {
-            auto endpoint = endpoints_.find(pauses[i].endpoint_id);
-            if (endpoint == endpoints_.end()) continue;
+            auto endpoint = holdings_.endpoints.find(pauses[i].endpoint_id);
+            if (endpoint == holdings_.endpoints.end()) continue;
             pause(endpoint->second, now + std::chrono::microseconds(pauses[i].until - now_ts));
         }
-    }
-
-    // Every claimed request not started yet goes back (the endpoints
-    // changed), pipelines included.
-    void hand_back_ready() {
-        for (auto& [endpoint_id, queue] : ready_)
-            for (Ready& r : queue) unsent_.push_back(std::move(r.delivery));
-        ready_.clear();
-        pipelines_.hand_back_all(unsent_);
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -422,14 +354,14 @@ private:
     // soon as the worker is idle: the next delivery of its key may be
     // parked until then.
     bool should_flush() const {
-        if (finished_.empty()) return false;
-        return finished_.size() >= static_cast<std::size_t>(settings_.batch_size) ||
-               (in_flight_.empty() && finished_keyed_) || Clock::now() - oldest_finished_ >= kFlushDelay;
+        if (holdings_.results.finished.empty()) return false;
+        return holdings_.results.finished.size() >= static_cast<std::size_t>(settings_.batch_size) ||
+               (holdings_.in_flight.empty() && holdings_.results.keyed) || Clock::now() - holdings_.results.oldest >= kFlushDelay;
     }
 
     bool should_transact() {
-        if (should_flush() || !unsent_.empty()) return true;
-        if (!want_claim_ || settings_.paused) return false;
+        if (should_flush() || !holdings_.unsent.empty()) return true;
+        if (!agenda_.wants_claim() || settings_.paused) return false;
         // Before the endpoints are known, or while none of those it knows
         // can be sent to (all disabled, paused or without a URL), a
         // transaction is how the worker learns of one created or enabled:
@@ -441,18 +373,8 @@ private:
 
     void step() {
         auto now = Clock::now();
-        if (now < error_until_) return;
-        if (now >= claim_deadline_) {
-            // The poll timer or the earliest retry fell due: look for work,
-            // and re-arm the timer so that an idle worker does not spin.
-            want_claim_ = dispatch_due_ = next_due_stale_ = true;
-            claim_deadline_ = now + settings_.poll_interval;
-            if (next_due_at_ <= now) next_due_at_ = Clock::time_point::max();  // looked up again
-        }
-        if (now >= dispatch_retry_at_) {
-            want_claim_ = dispatch_due_ = true;
-            dispatch_retry_at_ = Clock::time_point::max();
-        }
+        if (agenda_.backing_off(now)) return;
+        agenda_.check_timers(now, settings_.poll_interval);
         try {
             if (should_transact()) deliver_transaction();
             if (Clock::now() >= next_prune_) prune();
@@ -461,13 +383,13 @@ private:
         } catch (const PgError&) {
             // A batch of results that cannot be written must not block the
             // worker forever: its deliveries come back after the lease.
-            if (++consecutive_errors_ >= kMaxConsecutiveErrors && !finished_.empty()) {
+            if (++consecutive_errors_ >= kMaxConsecutiveErrors && !holdings_.results.finished.empty()) {
                 log_message(WARNING, fmt::format("outbox worker: dropping {} unrecorded results after "
                                                  "repeated errors; they will be retried after the lease",
-                                                 finished_.size()));
-                finished_.clear();
+                                                 holdings_.results.finished.size()));
+                holdings_.results.finished.clear();
             }
-            if (consecutive_errors_ >= kMaxConsecutiveErrors) unsent_.clear();  // back after the lease
+            if (consecutive_errors_ >= kMaxConsecutiveErrors) holdings_.unsent.clear();  // back after the lease
             throw;
         }
     }
@@ -477,40 +399,30 @@ private:
     // claimed requests start only after it commits.
     void deliver_transaction() {
         std::vector<Ready> claimed;
-        std::size_t handing_back = unsent_.size();
+        std::size_t handing_back = holdings_.unsent.size();
         ExtensionState extension = ExtensionState::Missing;
         char installed_version[kVersionLength] = "";
-        bool claimed_full = false;
-        std::optional<int64> next_due_ms;
-        int dispatch_limit = settings_.batch_size * 10;
-        int dispatched = 0;
-        bool flush = !finished_.empty();
+        core::Agenda::Found found;
+        found.dispatch_limit = settings_.batch_size * 10;
+        bool flush = !holdings_.results.finished.empty();
         // A retry written changes the earliest due time; it stays to be
         // looked up until a transaction does (one whose claim came back
         // full skips it).
-        if (std::any_of(finished_.begin(), finished_.end(),
+        if (std::any_of(holdings_.results.finished.begin(), holdings_.results.finished.end(),
                         [](const Finished& f) { return std::string_view(f.state) == "pending"; }))
-            next_due_stale_ = true;
+            agenda_.retry_written();
         bool active = !settings_.paused;
         if (active) note_url_missing();
-        claimed_pending_ = 0;
+        holdings_.claimed_pending = 0;
         claimed_pipelines_.clear();
         // Recording may unblock keys (a head delivered or dead) and changes
         // the next due time: look for work in the same transaction.
-        if (flush) want_claim_ = true;
+        if (flush) agenda_.claim_after_recording();
         in_transaction("outbox: record and claim", [&] {
             extension = pg_call([&] { return extension_state(installed_version); });
             if (extension != ExtensionState::Current) return;
-            if (flush) {
-                record(finished_);
-                for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
-                for (const HealthNote& h : health_)
-                    pg_call([&] {
-                        note_endpoint_health(h.endpoint_id, h.failing, h.since, h.consecutive_failures,
-                                             h.last_error.c_str());
-                    });
-            }
-            if (handing_back > 0) release(unsent_, handing_back, true);
+            if (flush) write_results(holdings_.results);
+            if (handing_back > 0) release(holdings_.unsent, handing_back, true);
             if (!active) return;
             pg_call([] { replan_if_grown(); });
             refresh_endpoints();
@@ -518,71 +430,55 @@ private:
             std::map<int32, int> leased;  // per endpoint, by the dispatch
             // Only when events may have come: a transaction that just
             // records (a busy key's pipeline makes hundreds a second) skips it.
-            if (dispatch_due_) dispatched = dispatch_and_lease(dispatch_limit, plan, claimed, leased);
+            if (agenda_.dispatch_due())
+                found.dispatched = dispatch_and_lease(found.dispatch_limit, plan, claimed, leased);
             for (auto [endpoint_id, limit] : plan) {
                 int room = static_cast<int>(free_slots());
                 if (room == 0) break;
                 int asked = std::min(limit - leased[endpoint_id], room);
                 if (asked <= 0) {
-                    claimed_full = true;  // the dispatch leased all it could: probably more
+                    found.claimed_full = true;  // the dispatch leased all it could: probably more
                     continue;
                 }
                 int got = claim_into(endpoint_id, asked, claimed);
-                claimed_pending_ += static_cast<std::size_t>(got);
+                holdings_.claimed_pending += static_cast<std::size_t>(got);
                 // A full claim says there is probably more to claim, so the
                 // other workers are woken; not for a limited endpoint, whose
                 // window is small and whose limit holds for all workers.
-                if (got == asked && !endpoints_.at(endpoint_id).limited()) claimed_full = true;
+                if (got == asked && !holdings_.endpoints.at(endpoint_id).limited()) found.claimed_full = true;
             }
             // The earliest retry changes when this worker writes one (other
             // workers watch their own), and is looked up again at each poll.
-            if (!claimed_full && next_due_stale_) next_due_ms = pg_call([] { return ms_until_next_due(); });
+            if (!found.claimed_full && agenda_.next_due_stale())
+                found.next_due_ms = pg_call([] { return ms_until_next_due(); });
         });
-        claimed_pending_ = 0;  // started below, or dropped with the failed transaction
+        holdings_.claimed_pending = 0;  // started below, or dropped with the failed transaction
         pg_call([&] { MemoryContextReset(query_cxt_); });
         if (!note_extension(extension, installed_version)) {
             // Without the extension (or with a schema this library does not
             // know) nothing we hold can be written back; look again at the
             // next poll.
-            finished_.clear();
-            gone_.clear();
-            health_.clear();
-            want_claim_ = false;
+            holdings_.results.finished.clear();
+            holdings_.results.gone.clear();
+            holdings_.results.health.clear();
+            agenda_.stop_claiming();
             endpoints_version_.clear();
             return;
         }
         if (flush) {
-            recorded_since_vacuum_ += finished_.size();
-            finished_.clear();
-            finished_keyed_ = false;
-            gone_.clear();
-            health_.clear();
+            recorded_since_vacuum_ += holdings_.results.finished.size();
+            holdings_.results.finished.clear();
+            holdings_.results.keyed = false;
+            holdings_.results.gone.clear();
+            holdings_.results.health.clear();
         }
-        unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(handing_back));
+        holdings_.unsent.erase(holdings_.unsent.begin(), holdings_.unsent.begin() + static_cast<std::ptrdiff_t>(handing_back));
         if (!active) return;
-        auto now = Clock::now();
-        claim_deadline_ = now + settings_.poll_interval;
-        // A full batch or a full dispatch: there is probably more. Another
-        // worker dispatching (-1) may have started before the commit that
-        // woke this one: look again once it is done, without waking it.
-        dispatch_due_ = dispatched == dispatch_limit || dispatched < 0;
-        if (dispatched < 0) dispatch_retry_at_ = now + kDispatchRetry;
-        want_claim_ = claimed_full || dispatched == dispatch_limit;
-        // More than this worker took, or enough commits since its last look
-        // that it may fall behind: the others share the work (commits wake
-        // only the first worker, see wake_a_worker()).
-        if (want_claim_ || dispatched >= kShareDispatched) wake_other_workers(slot_);
-        if (next_due_ms) {
-            next_due_at_ = *next_due_ms >= 0 ? now + milliseconds(*next_due_ms) : Clock::time_point::max();
-            next_due_stale_ = false;
-        }
-        // A due time already past (the transaction took longer than the
-        // retry's delay) makes the worker look at once; looking re-arms it.
-        if (next_due_at_ != Clock::time_point::max()) claim_deadline_ = std::min(claim_deadline_, next_due_at_);
+        if (agenda_.after_transaction(Clock::now(), settings_.poll_interval, found)) wake_other_workers(slot_);
         for (Ready& r : claimed) {
-            ready_[r.delivery.endpoint_id].push_back(std::move(r));
+            holdings_.ready[r.delivery.endpoint_id].push_back(std::move(r));
         }
-        for (auto& [tag, rest] : claimed_pipelines_) pipelines_.attach(tag, std::move(rest));
+        for (auto& [tag, rest] : claimed_pipelines_) holdings_.pipelines.attach(tag, std::move(rest));
         claimed_pipelines_.clear();
         start_ready();
     }
@@ -594,7 +490,7 @@ private:
         std::string version = version_text ? version_text : "";
         if (version == endpoints_version_ && Clock::now() < secrets_change_at_) return;
         // Requests claimed ahead were built with the old URL, secrets and headers.
-        hand_back_ready();
+        holdings_.hand_back_ready();
         EndpointRow* rows = nullptr;
         int n = pg_call([&] { return load_endpoints(query_cxt_, &rows); });
         std::map<int32, Endpoint> fresh;
@@ -605,18 +501,18 @@ private:
             if (row.secrets_change_in_ms >= 0)
                 secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
             if (row.failing) pg_call([&] { seed_endpoint_failing(row.id); });
-            if (auto old = endpoints_.find(e.id); old != endpoints_.end()) {
+            if (auto old = holdings_.endpoints.find(e.id); old != holdings_.endpoints.end()) {
                 e.in_flight = old->second.in_flight;
                 e.paused_until = old->second.paused_until;
                 e.held_until = old->second.held_until;
             }
             fresh.emplace(e.id, std::move(e));
         }
-        endpoints_ = std::move(fresh);
+        holdings_.endpoints = std::move(fresh);
         endpoints_version_ = version;
-        for (const auto& [id, error] : sinks_.sync(endpoints_, sink_options(), sink_options_version_))
+        for (const auto& [id, error] : sinks_.sync(holdings_.endpoints, sink_options(), sink_options_version_))
             log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
-                                             endpoints_.at(id).name, error));
+                                             holdings_.endpoints.at(id).name, error));
     }
 
     // Dispatches, and leases at once what the claim plan would claim of the
@@ -628,7 +524,7 @@ private:
         int lease_ms = 0;
         int room = static_cast<int>(free_slots());
         for (auto [id, wanted] : plan) {
-            const Endpoint& e = endpoints_.at(id);
+            const Endpoint& e = holdings_.endpoints.at(id);
             if (e.limited() || room == 0) continue;
             endpoints.push_back(id);
             limits.push_back(std::min(wanted, room));
@@ -641,7 +537,7 @@ private:
                                    static_cast<int>(endpoints.size()), query_cxt_, &rows, &n);
         });
         for (int i = 0; i < n; i++) leased[rows[i].endpoint_id]++;
-        claimed_pending_ += static_cast<std::size_t>(adopt_claims(rows, n, claimed));
+        holdings_.claimed_pending += static_cast<std::size_t>(adopt_claims(rows, n, claimed));
         return dispatched;
     }
 
@@ -653,7 +549,7 @@ private:
     }
 
     int claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claimed) {
-        const Endpoint& endpoint = endpoints_.at(endpoint_id);
+        const Endpoint& endpoint = holdings_.endpoints.at(endpoint_id);
         ClaimedRow* rows = nullptr;
         int followers = endpoint.limited() ? static_cast<int>(claim_window_of(endpoint, endpoint_cap()))
                                            : settings_.batch_size * kPipelineBatches;
@@ -673,7 +569,7 @@ private:
         int heads = 0;
         for (int i = 0; i < n; i++) {
             const ClaimedRow& row = rows[i];
-            const Endpoint& endpoint = endpoints_.at(row.endpoint_id);
+            const Endpoint& endpoint = holdings_.endpoints.at(row.endpoint_id);
             // A claim waits for a slot at most half of what the lease leaves
             // beyond the request's own time limit; after that it is handed back.
             milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
@@ -735,37 +631,6 @@ private:
         return message;
     }
 
-    // Hands the first `count` claims back (outbox.release_claims).
-    void release(const std::vector<InFlight>& claims, std::size_t count, bool never_sent) {
-        std::vector<ResultRow> rows;
-        rows.reserve(count);
-        for (std::size_t i = 0; i < count && i < claims.size(); i++)
-            rows.push_back(ResultRow{claims[i].event_id.c_str(), claims[i].endpoint_id, claims[i].attempt,
-                                     "pending", 0, 0, nullptr, 0, nullptr, 0});
-        pg_call([&] { release_claims(rows.data(), static_cast<int>(rows.size()), never_sent); });
-    }
-
-    void record(const std::vector<Finished>& finished) {
-        bool ascii_only = pg_call([] { return GetDatabaseEncoding() != PG_UTF8; });
-        std::vector<std::string> responses;
-        std::vector<std::string> errors;
-        responses.reserve(finished.size());
-        errors.reserve(finished.size());
-        std::vector<ResultRow> rows;
-        rows.reserve(finished.size());
-        for (const Finished& f : finished) {
-            responses.push_back(core::sanitize_text(f.response, ascii_only));
-            errors.push_back(core::sanitize_text(f.error, ascii_only));
-            rows.push_back(ResultRow{f.delivery.event_id.c_str(), f.delivery.endpoint_id,
-                                     f.delivery.attempt, f.state, f.retry_in_ms, f.status,
-                                     errors.back().empty() ? nullptr : errors.back().c_str(),
-                                     f.duration_us,
-                                     responses.back().empty() ? nullptr : responses.back().c_str(),
-                                     f.delivery.started_at});
-        }
-        pg_call([&] { record_results(rows.data(), static_cast<int>(rows.size())); });
-    }
-
     // Finished requests and broker messages: a broker's acknowledgement is a
     // 200, its refusal the protocol's code, no answer 0 (docs/sinks.md), and
     // each goes through the same decision as an HTTP response.
@@ -784,20 +649,20 @@ private:
 
     void finish(http::Response response) {
         std::uniform_real_distribution<double> unit(0.0, 1.0);
-        auto it = in_flight_.find(response.tag);
-        if (it == in_flight_.end()) return;
+        auto it = holdings_.in_flight.find(response.tag);
+        if (it == holdings_.in_flight.end()) return;
         Finished f;
         f.delivery = std::move(it->second);
-        in_flight_.erase(it);
-        auto endpoint = endpoints_.find(f.delivery.endpoint_id);
-        if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
+        holdings_.in_flight.erase(it);
+        auto endpoint = holdings_.endpoints.find(f.delivery.endpoint_id);
+        if (endpoint != holdings_.endpoints.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
         if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
         core::AttemptResult result;
         result.attempt = f.delivery.attempt;
         result.http_status = response.status;
         if (!response.retry_after.empty())
             result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-        const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
+        const core::RetryPolicy& policy = endpoint != holdings_.endpoints.end() ? endpoint->second.retry : settings_.retry;
         core::Decision decision = core::decide(policy, result, unit(rng_));
         switch (decision.outcome) {
             case core::Outcome::Delivered: f.state = "delivered"; break;
@@ -807,9 +672,9 @@ private:
                 // The endpoint is gone: disable it; its deliveries wait
                 // (pending) until it is enabled again.
                 f.state = "pending";
-                if (endpoint != endpoints_.end()) {
+                if (endpoint != holdings_.endpoints.end()) {
                     endpoint->second.enabled = false;
-                    gone_[f.delivery.endpoint_id] =
+                    holdings_.results.gone[f.delivery.endpoint_id] =
                         fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
                 }
                 break;
@@ -817,7 +682,7 @@ private:
         // 429/503 with Retry-After: the whole endpoint waits, not just
         // this delivery.
         if ((response.status == 429 || response.status == 503) && result.retry_after &&
-            endpoint != endpoints_.end()) {
+            endpoint != holdings_.endpoints.end()) {
             auto wait = core::clamp_retry_after(policy, *result.retry_after);
             pause(endpoint->second, Clock::now() + wait);
             auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
@@ -832,17 +697,15 @@ private:
         if (decision.outcome == core::Outcome::Dead)
             log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
                                          f.delivery.event_id,
-                                         endpoint != endpoints_.end() ? endpoint->second.name : "?",
+                                         endpoint != holdings_.endpoints.end() ? endpoint->second.name : "?",
                                          f.delivery.attempt, f.error));
         count_attempt(f, decision.outcome == core::Outcome::Delivered);
         // The next delivery of its key's pipeline goes at once, ahead of
         // other claims; after a failure to be retried, the rest goes back.
         bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
-        if (auto next = pipelines_.next(response.tag, go_on, unsent_))
-            ready_[next->delivery.endpoint_id].push_front(std::move(*next));
-        if (finished_.empty()) oldest_finished_ = Clock::now();
-        finished_keyed_ = finished_keyed_ || f.delivery.keyed;
-        finished_.push_back(std::move(f));
+        if (auto next = holdings_.pipelines.next(response.tag, go_on, holdings_.unsent))
+            holdings_.ready[next->delivery.endpoint_id].push_front(std::move(*next));
+        holdings_.results.add(std::move(f));
     }
 
     // Counts the attempt for outbox.stats; a change of its endpoint's health
@@ -856,7 +719,7 @@ private:
                                           &consecutive, &since);
         });
         if (change != core::HealthChange::None)
-            health_.push_back(HealthNote{f.delivery.endpoint_id, change == core::HealthChange::Failing, since,
+            holdings_.results.health.push_back(HealthNote{f.delivery.endpoint_id, change == core::HealthChange::Failing, since,
                                          consecutive, f.error});
     }
 
@@ -864,14 +727,14 @@ private:
     // outbox.stats (in_flight), told when it changes.
     void publish_in_flight_counts() {
         for (auto& [id, published] : published_in_flight_) {
-            auto endpoint = endpoints_.find(id);
-            if (endpoint == endpoints_.end() && published != 0) {
+            auto endpoint = holdings_.endpoints.find(id);
+            if (endpoint == holdings_.endpoints.end() && published != 0) {
                 pg_call([&, id = id] { publish_in_flight(slot_, id, 0); });
                 published = 0;
             }
         }
-        for (const auto& [id, e] : endpoints_) {
-            int32 n = static_cast<int32>(e.in_flight + ready_of(id) + pipelines_.held_of(id));
+        for (const auto& [id, e] : holdings_.endpoints) {
+            int32 n = static_cast<int32>(e.in_flight + ready_of(id) + holdings_.pipelines.held_of(id));
             int32& published = published_in_flight_[id];
             if (n == published) continue;
             pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
@@ -910,7 +773,7 @@ private:
             if (!more || Clock::now() - started >= kPruneSlice) break;
         }
         if (!more) truncate_when_empty();
-        bool busy = !in_flight_.empty() || !ready_.empty();
+        bool busy = !holdings_.in_flight.empty() || !holdings_.ready.empty();
         next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
     }
 
@@ -923,7 +786,7 @@ private:
     void vacuum_when_needed() {
         if (slot_ != 0) return;
         auto now = Clock::now();
-        bool idle = in_flight_.empty() && ready_.empty() && finished_.empty() && !want_claim_;
+        bool idle = holdings_.in_flight.empty() && holdings_.ready.empty() && holdings_.results.finished.empty() && !agenda_.wants_claim();
         int64 threshold = 0;
         if (idle && recorded_since_vacuum_ >= kVacuumAfterResults) threshold = kVacuumMinDeadRows;
         else if (!idle && recorded_since_vacuum_ >= kVacuumAfterResults && now >= next_dead_check_)
@@ -995,10 +858,11 @@ private:
 
     long wait_timeout_ms() {
         auto now = Clock::now();
-        if (now >= error_until_ && should_transact()) return 0;
-        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_, limits_wake_, dispatch_retry_at_});
-        if (!finished_.empty()) deadline = std::min(deadline, oldest_finished_ + kFlushDelay);
-        if (now < error_until_) deadline = std::max(deadline, error_until_);
+        if (!agenda_.backing_off(now) && should_transact()) return 0;
+        auto deadline = std::min({agenda_.claim_deadline(), next_prune_, secrets_change_at_, limits_wake_,
+                                  agenda_.dispatch_retry_at()});
+        if (!holdings_.results.finished.empty()) deadline = std::min(deadline, holdings_.results.oldest + kFlushDelay);
+        if (agenda_.backing_off(now)) deadline = std::max(deadline, agenda_.error_until());
         auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
         if (auto http = client_.timeout()) timeout = std::min(timeout, *http);
         if (auto brokers = sinks_.timeout()) timeout = std::min(timeout, *brokers);
@@ -1011,12 +875,12 @@ private:
         std::vector<WaitEvent> events(wait_events_);
         int n = pg_call([&] {
             return WaitEventSetWait(wait_set_, timeout, events.data(), static_cast<int>(events.size()),
-                                    in_flight_.empty() ? wait_event_worker_idle() : wait_event_worker_http());
+                                    holdings_.in_flight.empty() ? wait_event_worker_idle() : wait_event_worker_http());
         });
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {
                 pg_call([] { ResetLatch(MyLatch); });
-                want_claim_ = dispatch_due_ = true;  // a commit with new events, or a NOTIFY
+                agenda_.wake();  // a commit with new events, or a NOTIFY
             }
         }
     }
@@ -1028,14 +892,14 @@ private:
         sinks_.perform();
         collect_completed();
         std::vector<InFlight> unfinished;
-        for (const auto& [tag, d] : in_flight_) unfinished.push_back(d);
-        hand_back_ready();
+        for (const auto& [tag, d] : holdings_.in_flight) unfinished.push_back(d);
+        holdings_.hand_back_ready();
         try {
             in_transaction("outbox: shutdown", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
-                record(finished_);
+                record(holdings_.results.finished);
                 release(unfinished, unfinished.size(), false);
-                release(unsent_, unsent_.size(), true);
+                release(holdings_.unsent, holdings_.unsent.size(), true);
             });
         } catch (const PgError& e) {
             log_message(WARNING, fmt::format("outbox worker: on shutdown: {}", e.what()));
@@ -1052,41 +916,25 @@ private:
     std::mt19937_64 rng_;
     MemoryContext query_cxt_ = nullptr;
     WaitEventSet* wait_set_ = nullptr;
-    std::map<int32, Endpoint> endpoints_;
+    Holdings holdings_;
+    core::Agenda agenda_{Clock::now()};
     std::string endpoints_version_;  // empty: not loaded
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
-    std::unordered_map<std::uint64_t, InFlight> in_flight_;
-    std::vector<Finished> finished_;
-    std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
-    std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
-    Pipelines pipelines_;           // claims behind a keyed request (claims.hpp)
     // Pipelines claimed in the open transaction, attached once it commits.
     std::vector<std::pair<std::uint64_t, std::deque<Ready>>> claimed_pipelines_;
-    std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
-    std::vector<HealthNote> health_;      // endpoint health changes to tell
     std::map<int32, int32> published_in_flight_;
     Clock::time_point limits_wake_ = Clock::time_point::max();  // when a held endpoint may start again
-    Clock::time_point oldest_finished_{};
-    Clock::time_point claim_deadline_ = Clock::now();
     // Housekeeping is worker 0's (see prune()); the others never get to it.
     Clock::time_point next_prune_ = slot_ == 0 ? Clock::now() + kPruneInterval : Clock::time_point::max();
     SweepCursor sweep_cursor_;
     bool truncate_failed_ = false;
-    Clock::time_point error_until_{};
     std::uint64_t last_tag_ = 0;
-    bool want_claim_ = true;
-    bool dispatch_due_ = true;  // events may have been committed since the last dispatch
-    Clock::time_point dispatch_retry_at_ = Clock::time_point::max();  // after another worker's dispatch
-    bool finished_keyed_ = false;   // a result in finished_ is of a keyed delivery
-    Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up
-    bool next_due_stale_ = true;    // look it up in the next transaction
     std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
     Clock::time_point next_dead_check_{};    // while busy, the dead rows are looked at no sooner
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
     std::size_t claim_rotation_ = 0;
-    std::size_t claimed_pending_ = 0;  // claimed in the open transaction, not started yet
 };
 
 void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }
