@@ -19,9 +19,9 @@
 #include "pg/endpoint.hpp"
 #include "pg/guard.hpp"
 #include "pg/holdings.hpp"
+#include "pg/housekeeping.hpp"
 #include "pg/limits.hpp"
 #include "pg/log.hpp"
-#include "pg/prune.hpp"
 #include "pg/queue.hpp"
 #include "pg/recording.hpp"
 #include "pg/replan.hpp"
@@ -30,7 +30,6 @@
 #include "pg/sinks.hpp"
 #include "pg/stats.hpp"
 #include "pg/transaction.hpp"
-#include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
 extern "C" {
@@ -68,23 +67,12 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr auto kFlushDelay = milliseconds(5);  // longest a finished result waits to be recorded
-constexpr auto kPruneInterval = std::chrono::seconds(10);
-constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
-constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
-constexpr int kPruneBatch = 1000;
-constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size"; not worth a lock
 constexpr int kMaxConsecutiveErrors = 5;
 constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
 // A claim brings up to this many batches (outbox.batch_size) of deliveries
 // behind its keyed heads (Pipelines): a hot key then needs one transaction
 // per thousand events instead of one per event.
 constexpr int kPipelineBatches = 10;
-// A drain this large (results written by worker 0) makes it look at the dead
-// rows of outbox.deliveries once idle, and vacuum at this many.
-constexpr std::size_t kVacuumAfterResults = 5000;
-constexpr int64 kVacuumMinDeadRows = 10000;
-constexpr int64 kVacuumBusyDeadRows = 100000;
-constexpr auto kDeadCheckInterval = std::chrono::seconds(3);
 
 class Worker {
 public:
@@ -377,8 +365,7 @@ private:
         agenda_.check_timers(now, settings_.poll_interval);
         try {
             if (should_transact()) deliver_transaction();
-            if (Clock::now() >= next_prune_) prune();
-            vacuum_when_needed();
+            housekeeping_.run();
             consecutive_errors_ = 0;
         } catch (const PgError&) {
             // A batch of results that cannot be written must not block the
@@ -466,7 +453,7 @@ private:
             return;
         }
         if (flush) {
-            recorded_since_vacuum_ += holdings_.results.finished.size();
+            housekeeping_.count_recorded(holdings_.results.finished.size());
             holdings_.results.finished.clear();
             holdings_.results.keyed = false;
             holdings_.results.gone.clear();
@@ -742,91 +729,6 @@ private:
         }
     }
 
-    // Housekeeping every few seconds, by worker 0 only (two workers would
-    // pick the same oldest rows and wait on each other): move up parked
-    // heads whose wake-up a race lost (see outbox.unpark_heads), prune
-    // finished deliveries and events no endpoint matched in small batches,
-    // each its own transaction so that delivery is never held up for long.
-    // When one round's time was not enough, the next comes soon, at once
-    // if this worker has no requests to look after, so pruning keeps up with
-    // any delivery rate. Once nothing is left, the tables are truncated to
-    // give their space back.
-    void prune() {
-        auto started = Clock::now();
-        int64 retention = settings_.retention_s;
-        int64 dead_retention = settings_.dead_retention_s;
-        int64 attempt_retention = settings_.attempt_retention_s;
-        bool more = false;
-        for (int round = 0;; round++) {
-            int deleted = 0, swept = 0, attempts = 0, keys = 0;
-            in_transaction("outbox: prune", [&] {
-                if (!pg_call([] { return extension_installed(); })) return;
-                pg_call([] { use_index_plans(); });
-                if (round == 0) pg_call([] { return unpark_heads(); });
-                deleted = pg_call([&] { return prune_deliveries(retention, dead_retention, kPruneBatch); });
-                if (deleted < kPruneBatch)
-                    swept = pg_call([&] { return sweep_unmatched(retention, kPruneBatch, &sweep_cursor_); });
-                attempts = pg_call([&] { return prune_attempts(attempt_retention, kPruneBatch); });
-                keys = pg_call([&] { return prune_idempotency_keys(kPruneBatch); });
-            });
-            more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch || keys == kPruneBatch;
-            if (!more || Clock::now() - started >= kPruneSlice) break;
-        }
-        if (!more) truncate_when_empty();
-        bool busy = !holdings_.in_flight.empty() || !holdings_.ready.empty();
-        next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
-    }
-
-    // Worker 0 has outbox.deliveries vacuumed when a drain has left many
-    // dead rows (vacuum.hpp says why): once idle after one, at 10,000; while
-    // one goes on, looking every few seconds, at 100,000 (each claim walks
-    // further over dead index entries, and autovacuum comes once a minute,
-    // throttled: a 1,000,000-event drain slowed from 19,000 to 8,700
-    // events/s).
-    void vacuum_when_needed() {
-        if (slot_ != 0) return;
-        auto now = Clock::now();
-        bool idle = holdings_.in_flight.empty() && holdings_.ready.empty() && holdings_.results.finished.empty() && !agenda_.wants_claim();
-        int64 threshold = 0;
-        if (idle && recorded_since_vacuum_ >= kVacuumAfterResults) threshold = kVacuumMinDeadRows;
-        else if (!idle && recorded_since_vacuum_ >= kVacuumAfterResults && now >= next_dead_check_)
-            threshold = kVacuumBusyDeadRows;
-        if (threshold == 0) return;
-        next_dead_check_ = now + kDeadCheckInterval;
-        int64 dead = 0;
-        in_transaction("outbox: dead rows", [&] {
-            if (pg_call([] { return extension_installed(); })) dead = pg_call([] { return deliveries_dead_tuples(); });
-        });
-        if (dead < threshold) {
-            if (idle) recorded_since_vacuum_ = 0;
-            return;
-        }
-        if (pg_call([] { return start_deliveries_vacuum(); })) {
-            recorded_since_vacuum_ = 0;
-            log_message(DEBUG1, fmt::format("outbox: {} dead rows in outbox.deliveries; vacuuming it", dead));
-        }
-    }
-
-    void truncate_when_empty() {
-        if (truncate_failed_) return;
-        int64 freed = 0;
-        try {
-            in_transaction("outbox: truncate", [&] {
-                if (!pg_call([] { return extension_installed(); })) return;
-                freed = pg_call([] { return truncate_if_empty(kTruncateMinBytes); });
-            });
-        } catch (const PgError& e) {
-            truncate_failed_ = true;  // until restart: do not repeat the error every round
-            log_message(WARNING, fmt::format("outbox worker: could not truncate the empty queue tables: {}", e.what()),
-                        {}, "Their space is reused, not given back. A foreign key that references "
-                            "outbox.events prevents the truncation.");
-            return;
-        }
-        if (freed > 0)
-            log_message(LOG, fmt::format("outbox: events and deliveries were empty; truncated them, "
-                                         "giving back {} kB", freed / 1024));
-    }
-
     // Logs changes of the extension's state once each; returns whether it
     // can be delivered from. Between a package upgrade (a new library) and
     // ALTER EXTENSION outbox UPDATE the worker waits: events are kept and
@@ -859,7 +761,7 @@ private:
     long wait_timeout_ms() {
         auto now = Clock::now();
         if (!agenda_.backing_off(now) && should_transact()) return 0;
-        auto deadline = std::min({agenda_.claim_deadline(), next_prune_, secrets_change_at_, limits_wake_,
+        auto deadline = std::min({agenda_.claim_deadline(), housekeeping_.next_prune(), secrets_change_at_, limits_wake_,
                                   agenda_.dispatch_retry_at()});
         if (!holdings_.results.finished.empty()) deadline = std::min(deadline, holdings_.results.oldest + kFlushDelay);
         if (agenda_.backing_off(now)) deadline = std::max(deadline, agenda_.error_until());
@@ -918,19 +820,14 @@ private:
     WaitEventSet* wait_set_ = nullptr;
     Holdings holdings_;
     core::Agenda agenda_{Clock::now()};
+    Housekeeping housekeeping_{slot_, settings_, holdings_, agenda_};
     std::string endpoints_version_;  // empty: not loaded
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
     // Pipelines claimed in the open transaction, attached once it commits.
     std::vector<std::pair<std::uint64_t, std::deque<Ready>>> claimed_pipelines_;
     std::map<int32, int32> published_in_flight_;
     Clock::time_point limits_wake_ = Clock::time_point::max();  // when a held endpoint may start again
-    // Housekeeping is worker 0's (see prune()); the others never get to it.
-    Clock::time_point next_prune_ = slot_ == 0 ? Clock::now() + kPruneInterval : Clock::time_point::max();
-    SweepCursor sweep_cursor_;
-    bool truncate_failed_ = false;
     std::uint64_t last_tag_ = 0;
-    std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
-    Clock::time_point next_dead_check_{};    // while busy, the dead rows are looked at no sooner
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
