@@ -11,7 +11,6 @@
 #include "core/agenda.hpp"
 #include "core/headers.hpp"
 #include "core/outcome.hpp"
-#include "core/shares.hpp"
 #include "http/client.hpp"
 #include "pg/claims.hpp"
 #include "pg/compat.hpp"
@@ -25,6 +24,7 @@
 #include "pg/queue.hpp"
 #include "pg/recording.hpp"
 #include "pg/replan.hpp"
+#include "pg/scheduler.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
 #include "pg/sinks.hpp"
@@ -68,7 +68,6 @@ using std::chrono::milliseconds;
 
 constexpr auto kFlushDelay = milliseconds(5);  // longest a finished result waits to be recorded
 constexpr int kMaxConsecutiveErrors = 5;
-constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
 // A claim brings up to this many batches (outbox.batch_size) of deliveries
 // behind its keyed heads (Pipelines): a hot key then needs one transaction
 // per thousand events instead of one per event.
@@ -104,7 +103,7 @@ public:
             client_.perform();
             sinks_.perform();
             collect_completed();
-            adopt_shared_pauses();
+            scheduler_.adopt_shared_pauses();
             start_ready();
             publish_in_flight_counts();
             try {
@@ -172,89 +171,6 @@ private:
         in_transaction("outbox: listen", [&] { pg_call([&] { Async_Listen(channel.c_str()); }); });
     }
 
-    // Whether an endpoint can be sent to now.
-    bool sendable(const Endpoint& e, Clock::time_point now) const {
-        return e.enabled && !e.url.empty() && now >= e.paused_until;
-    }
-
-    std::size_t sendable_count(Clock::time_point now) const {
-        return static_cast<std::size_t>(std::count_if(holdings_.endpoints.begin(), holdings_.endpoints.end(),
-                                                      [&](const auto& entry) { return sendable(entry.second, now); }));
-    }
-
-    // An endpoint asked for a pause (429/503 Retry-After), here or in
-    // another worker: nothing is claimed or sent for it until `until`, and
-    // the worker looks for its work again then.
-    void pause(Endpoint& endpoint, Clock::time_point until) {
-        endpoint.paused_until = std::max(endpoint.paused_until, until);
-        agenda_.look_by(until);
-    }
-
-    // Each endpoint gets an equal share of max_in_flight, so that one that
-    // hangs cannot take every slot from the others. An endpoint with a limit
-    // (rate_limit, max_in_flight) takes no share: it has its own cap, and
-    // what it holds is left out of what the others share, so that a slow,
-    // limited endpoint does not halve the share of a fast one.
-    std::size_t endpoint_cap() const {
-        auto now = Clock::now();
-        std::size_t sharing = 0, held_by_limited = 0;
-        for (const auto& [id, e] : holdings_.endpoints) {
-            if (!sendable(e, now)) continue;
-            if (e.limited()) held_by_limited += e.in_flight + ready_of(id);
-            else sharing++;
-        }
-        return core::fair_share(static_cast<std::size_t>(settings_.max_in_flight), sharing, held_by_limited);
-    }
-
-    // How many requests of `e` this worker may have running: its own
-    // max_in_flight (which limits_try_start() holds across workers), else
-    // the fair share `fair`.
-    std::size_t cap_of(const Endpoint& e, std::size_t fair) const {
-        return core::endpoint_cap(e.max_in_flight, static_cast<std::size_t>(settings_.max_in_flight), fair);
-    }
-
-    // How many claims of `e` may wait for a request slot: a batch, or for a
-    // rate-limited endpoint what it may be sent in a second, so that claims
-    // do not wait out their lease behind the limit.
-    std::size_t claim_window_of(const Endpoint& e, std::size_t fair) const {
-        return core::endpoint_claim_window(cap_of(e, fair), static_cast<std::size_t>(settings_.batch_size), e.rate_limit);
-    }
-
-    // Which endpoints to claim for now, and at most how many each: what
-    // their share of max_in_flight leaves free. A busy worker still claims in
-    // batches, because it claims when it records, and it records what
-    // finished in the last couple of milliseconds at once. The worker-wide
-    // limit is applied while claiming, to what each claim actually returned;
-    // the starting endpoint rotates so that none is always served last.
-    std::vector<std::pair<int32, int>> claim_plan() {
-        std::vector<std::pair<int32, int>> plan;
-        if (!agenda_.wants_claim() || settings_.paused || free_slots() == 0) return plan;
-        std::size_t cap = endpoint_cap();
-        auto now = Clock::now();
-        for (const auto& [id, e] : holdings_.endpoints) {
-            if (!sendable(e, now)) continue;
-            std::size_t held = e.in_flight + ready_of(id);
-            std::size_t free = core::claim_room(held, claim_window_of(e, cap), e.limited(),
-                                                static_cast<std::size_t>(settings_.batch_size));
-            if (free == 0) continue;
-            plan.emplace_back(id, static_cast<int>(free));
-        }
-        if (!plan.empty()) {
-            std::size_t first = claim_rotation_++ % plan.size();
-            std::rotate(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(first), plan.end());
-        }
-        return plan;
-    }
-
-    std::size_t free_slots() const {
-        std::size_t window = core::claim_window(static_cast<std::size_t>(settings_.max_in_flight),
-                                                static_cast<std::size_t>(settings_.batch_size));
-        std::size_t used = holdings_.in_flight.size() + holdings_.ready_count() + holdings_.claimed_pending;
-        return core::free_slots(window, used);
-    }
-
-    std::size_t ready_of(int32 endpoint_id) const { return holdings_.ready_of(endpoint_id); }
-
     // Starts claimed requests while there are free slots (each endpoint up
     // to its share). A claim that can no longer be sent in time, or whose
     // endpoint is paused, disabled or gone, is handed back (holdings_.unsent).
@@ -262,18 +178,18 @@ private:
         limits_wake_ = Clock::time_point::max();
         if (holdings_.ready.empty()) return;
         auto now = Clock::now();
-        std::size_t cap = endpoint_cap();
+        std::size_t cap = scheduler_.endpoint_cap();
         std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
         bool started = false;
         for (auto& [endpoint_id, queue] : holdings_.ready) {
             auto endpoint = holdings_.endpoints.find(endpoint_id);
             while (!queue.empty()) {
                 Ready& r = queue.front();
-                bool usable = endpoint != holdings_.endpoints.end() && sendable(endpoint->second, now) && now < r.start_by;
+                bool usable = endpoint != holdings_.endpoints.end() && Scheduler::sendable(endpoint->second, now) && now < r.start_by;
                 if (usable) {
                     Endpoint& e = endpoint->second;
-                    if (e.in_flight >= cap_of(e, cap) || holdings_.in_flight.size() >= max) break;
-                    if (!admit(e, now)) {
+                    if (e.in_flight >= scheduler_.cap_of(e, cap) || holdings_.in_flight.size() >= max) break;
+                    if (!scheduler_.admit(e, now)) {
                         limits_wake_ = std::min(limits_wake_, e.held_until);
                         break;
                     }
@@ -295,35 +211,6 @@ private:
         // Put them on the wire now: they travel while the worker is in its
         // next transaction, instead of waiting for the loop to come round.
         if (started) client_.perform();
-    }
-
-    // Whether the endpoint's limits (rate_limit, max_in_flight, across
-    // workers) let one more request start now. If not, the endpoint is held
-    // until the rate allows one, or for a moment when other workers' requests
-    // fill max_in_flight (they tell nobody when one finishes).
-    bool admit(Endpoint& e, Clock::time_point now) {
-        if (!e.limited()) return true;
-        if (now < e.held_until) return false;
-        int64 retry_in_us = 0;
-        if (pg_call([&] { return limits_try_start(slot_, e.id, e.rate_limit, e.max_in_flight, &retry_in_us); }))
-            return true;
-        e.held_until = now + (retry_in_us > 0 ? std::chrono::microseconds(retry_in_us) : kLimitRecheck);
-        return false;
-    }
-
-    // A pause another worker was asked for (429/503 Retry-After) holds here
-    // too: the endpoint gets no request from any worker until it ends.
-    void adopt_shared_pauses() {
-        EndpointPause pauses[kMaxEndpointPauses];
-        int n = shared_endpoint_pauses(pauses);
-        if (n == 0) return;
-        TimestampTz now_ts = GetCurrentTimestamp();
-        auto now = Clock::now();
-        for (int i = 0; i < n; i++) {
-            auto endpoint = holdings_.endpoints.find(pauses[i].endpoint_id);
-            if (endpoint == holdings_.endpoints.end()) continue;
-            pause(endpoint->second, now + std::chrono::microseconds(pauses[i].until - now_ts));
-        }
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -355,8 +242,8 @@ private:
         // transaction is how the worker learns of one created or enabled:
         // each wake-up (their functions NOTIFY) and each poll makes one.
         auto now = Clock::now();
-        return endpoints_version_.empty() || now >= secrets_change_at_ || !claim_plan().empty() ||
-               sendable_count(now) == 0;
+        return endpoints_version_.empty() || now >= secrets_change_at_ || !scheduler_.claim_plan().empty() ||
+               scheduler_.sendable_count(now) == 0;
     }
 
     void step() {
@@ -413,14 +300,14 @@ private:
             if (!active) return;
             pg_call([] { replan_if_grown(); });
             refresh_endpoints();
-            std::vector<std::pair<int32, int>> plan = claim_plan();
+            ClaimPlan plan = scheduler_.claim_plan();
             std::map<int32, int> leased;  // per endpoint, by the dispatch
             // Only when events may have come: a transaction that just
             // records (a busy key's pipeline makes hundreds a second) skips it.
             if (agenda_.dispatch_due())
                 found.dispatched = dispatch_and_lease(found.dispatch_limit, plan, claimed, leased);
             for (auto [endpoint_id, limit] : plan) {
-                int room = static_cast<int>(free_slots());
+                int room = static_cast<int>(scheduler_.free_slots());
                 if (room == 0) break;
                 int asked = std::min(limit - leased[endpoint_id], room);
                 if (asked <= 0) {
@@ -505,11 +392,11 @@ private:
     // Dispatches, and leases at once what the claim plan would claim of the
     // new deliveries of unlimited endpoints (outbox.dispatch_and_lease): at a
     // moderate rate that is most of them, each without a claim's UPDATE.
-    int dispatch_and_lease(int limit, const std::vector<std::pair<int32, int>>& plan, std::vector<Ready>& claimed,
+    int dispatch_and_lease(int limit, const ClaimPlan& plan, std::vector<Ready>& claimed,
                            std::map<int32, int>& leased) {
         std::vector<int32> endpoints, limits;
         int lease_ms = 0;
-        int room = static_cast<int>(free_slots());
+        int room = static_cast<int>(scheduler_.free_slots());
         for (auto [id, wanted] : plan) {
             const Endpoint& e = holdings_.endpoints.at(id);
             if (e.limited() || room == 0) continue;
@@ -538,7 +425,7 @@ private:
     int claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claimed) {
         const Endpoint& endpoint = holdings_.endpoints.at(endpoint_id);
         ClaimedRow* rows = nullptr;
-        int followers = endpoint.limited() ? static_cast<int>(claim_window_of(endpoint, endpoint_cap()))
+        int followers = endpoint.limited() ? static_cast<int>(scheduler_.claim_window_of(endpoint, scheduler_.endpoint_cap()))
                                            : settings_.batch_size * kPipelineBatches;
         int n = pg_call([&] {
             return claim_deliveries(endpoint_id, limit, lease_ms_of(endpoint), followers, query_cxt_, &rows);
@@ -671,7 +558,7 @@ private:
         if ((response.status == 429 || response.status == 503) && result.retry_after &&
             endpoint != holdings_.endpoints.end()) {
             auto wait = core::clamp_retry_after(policy, *result.retry_after);
-            pause(endpoint->second, Clock::now() + wait);
+            scheduler_.pause(endpoint->second, Clock::now() + wait);
             auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
             pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
         }
@@ -721,7 +608,7 @@ private:
             }
         }
         for (const auto& [id, e] : holdings_.endpoints) {
-            int32 n = static_cast<int32>(e.in_flight + ready_of(id) + holdings_.pipelines.held_of(id));
+            int32 n = static_cast<int32>(e.in_flight + holdings_.ready_of(id) + holdings_.pipelines.held_of(id));
             int32& published = published_in_flight_[id];
             if (n == published) continue;
             pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
@@ -820,6 +707,7 @@ private:
     WaitEventSet* wait_set_ = nullptr;
     Holdings holdings_;
     core::Agenda agenda_{Clock::now()};
+    Scheduler scheduler_{slot_, settings_, holdings_, agenda_};
     Housekeeping housekeeping_{slot_, settings_, holdings_, agenda_};
     std::string endpoints_version_;  // empty: not loaded
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
@@ -831,7 +719,6 @@ private:
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
     int consecutive_errors_ = 0;
-    std::size_t claim_rotation_ = 0;
 };
 
 void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }
