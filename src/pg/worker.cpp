@@ -25,6 +25,7 @@
 #include "pg/recording.hpp"
 #include "pg/replan.hpp"
 #include "pg/scheduler.hpp"
+#include "pg/sending.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
 #include "pg/sinks.hpp"
@@ -76,7 +77,7 @@ constexpr int kPipelineBatches = 10;
 class Worker {
 public:
     explicit Worker(int slot)
-        : slot_(slot), settings_(load_settings()), client_(settings_.http), rng_(std::random_device{}()) {
+        : slot_(slot), settings_(load_settings()) {
         query_cxt_ = pg_call([] {
             return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
         });
@@ -100,12 +101,11 @@ public:
                 pg_call([] { ProcessNotifyInterrupt(false); });
                 agenda_.wake();
             }
-            client_.perform();
-            sinks_.perform();
-            collect_completed();
+            sending_.perform();
+            sending_.collect_completed();
             scheduler_.adopt_shared_pauses();
-            start_ready();
-            publish_in_flight_counts();
+            sending_.start_ready();
+            sending_.publish_in_flight_counts();
             try {
                 step();
             } catch (const PgError& e) {
@@ -122,24 +122,15 @@ private:
     // The latch, the postmaster, the HTTP client and each broker sink (one
     // epoll descriptor each): made again whenever the sinks change.
     void make_wait_set() {
-        std::vector<int> fds = sinks_.fds();
+        std::vector<int> fds = sending_.fds();
         pg_call([&] {
             if (wait_set_ != nullptr) FreeWaitEventSet(wait_set_);
-            wait_set_ = compat::create_process_wait_event_set(3 + static_cast<int>(fds.size()));
+            wait_set_ = compat::create_process_wait_event_set(2 + static_cast<int>(fds.size()));
             AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
             AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-            AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
             for (int fd : fds) AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, fd, nullptr, nullptr);
         });
-        wait_events_ = 3 + fds.size();
-    }
-
-    sink::Options sink_options() const {
-        sink::Options options;
-        options.allowed_networks = settings_.http.allowed_networks;
-        options.ca_file = settings_.http.ca_file;
-        options.connect_timeout = settings_.connect_timeout;
-        return options;
+        wait_events_ = 2 + fds.size();
     }
 
     void reload() {
@@ -147,8 +138,7 @@ private:
         pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
-        client_.set_options(settings_.http);
-        sink_options_version_++;  // the sinks are made again with the new settings
+        sending_.reload();
         listen_for_commits();
         url_missing_logged_ = false;
         if (settings_.channel != old_channel) {
@@ -169,48 +159,6 @@ private:
 
     void listen(const std::string& channel) {
         in_transaction("outbox: listen", [&] { pg_call([&] { Async_Listen(channel.c_str()); }); });
-    }
-
-    // Starts claimed requests while there are free slots (each endpoint up
-    // to its share). A claim that can no longer be sent in time, or whose
-    // endpoint is paused, disabled or gone, is handed back (holdings_.unsent).
-    void start_ready() {
-        limits_wake_ = Clock::time_point::max();
-        if (holdings_.ready.empty()) return;
-        auto now = Clock::now();
-        std::size_t cap = scheduler_.endpoint_cap();
-        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        bool started = false;
-        for (auto& [endpoint_id, queue] : holdings_.ready) {
-            auto endpoint = holdings_.endpoints.find(endpoint_id);
-            while (!queue.empty()) {
-                Ready& r = queue.front();
-                bool usable = endpoint != holdings_.endpoints.end() && Scheduler::sendable(endpoint->second, now) && now < r.start_by;
-                if (usable) {
-                    Endpoint& e = endpoint->second;
-                    if (e.in_flight >= scheduler_.cap_of(e, cap) || holdings_.in_flight.size() >= max) break;
-                    if (!scheduler_.admit(e, now)) {
-                        limits_wake_ = std::min(limits_wake_, e.held_until);
-                        break;
-                    }
-                    r.delivery.limited = e.limited();
-                    e.in_flight++;
-                    r.delivery.started_at = GetCurrentTimestamp();
-                    holdings_.in_flight.emplace(r.tag, std::move(r.delivery));
-                    if (r.message) sinks_.start(endpoint_id, std::move(*r.message));
-                    else client_.start(std::move(r.request));
-                    started = true;
-                } else {
-                    holdings_.pipelines.hand_back(r.tag, holdings_.unsent);
-                    holdings_.unsent.push_back(std::move(r.delivery));
-                }
-                queue.pop_front();
-            }
-        }
-        std::erase_if(holdings_.ready, [](const auto& entry) { return entry.second.empty(); });
-        // Put them on the wire now: they travel while the worker is in its
-        // next transaction, instead of waiting for the loop to come round.
-        if (started) client_.perform();
     }
 
     // Once per configuration: say that the default endpoint is off.
@@ -354,7 +302,7 @@ private:
         }
         for (auto& [tag, rest] : claimed_pipelines_) holdings_.pipelines.attach(tag, std::move(rest));
         claimed_pipelines_.clear();
-        start_ready();
+        sending_.start_ready();
     }
 
     // Reloads the endpoints when their configuration changed or a rotated
@@ -384,9 +332,7 @@ private:
         }
         holdings_.endpoints = std::move(fresh);
         endpoints_version_ = version;
-        for (const auto& [id, error] : sinks_.sync(holdings_.endpoints, sink_options(), sink_options_version_))
-            log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
-                                             holdings_.endpoints.at(id).name, error));
+        sending_.sync_sinks();
     }
 
     // Dispatches, and leases at once what the claim plan would claim of the
@@ -505,117 +451,6 @@ private:
         return message;
     }
 
-    // Finished requests and broker messages: a broker's acknowledgement is a
-    // 200, its refusal the protocol's code, no answer 0 (docs/sinks.md), and
-    // each goes through the same decision as an HTTP response.
-    void collect_completed() {
-        for (http::Response& response : client_.take_completed()) finish(std::move(response));
-        for (sink::Outcome& outcome : sinks_.take_completed()) {
-            http::Response response;
-            response.tag = outcome.tag;
-            response.status = outcome.acked ? 200 : outcome.status;
-            response.error = std::move(outcome.error);
-            response.refused = outcome.refused;
-            response.duration = outcome.duration;
-            finish(std::move(response));
-        }
-    }
-
-    void finish(http::Response response) {
-        std::uniform_real_distribution<double> unit(0.0, 1.0);
-        auto it = holdings_.in_flight.find(response.tag);
-        if (it == holdings_.in_flight.end()) return;
-        Finished f;
-        f.delivery = std::move(it->second);
-        holdings_.in_flight.erase(it);
-        auto endpoint = holdings_.endpoints.find(f.delivery.endpoint_id);
-        if (endpoint != holdings_.endpoints.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
-        if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
-        core::AttemptResult result;
-        result.attempt = f.delivery.attempt;
-        result.http_status = response.status;
-        if (!response.retry_after.empty())
-            result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-        const core::RetryPolicy& policy = endpoint != holdings_.endpoints.end() ? endpoint->second.retry : settings_.retry;
-        core::Decision decision = core::decide(policy, result, unit(rng_));
-        switch (decision.outcome) {
-            case core::Outcome::Delivered: f.state = "delivered"; break;
-            case core::Outcome::Dead: f.state = "dead"; break;
-            case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
-            case core::Outcome::Gone:
-                // The endpoint is gone: disable it; its deliveries wait
-                // (pending) until it is enabled again.
-                f.state = "pending";
-                if (endpoint != holdings_.endpoints.end()) {
-                    endpoint->second.enabled = false;
-                    holdings_.results.gone[f.delivery.endpoint_id] =
-                        fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
-                }
-                break;
-        }
-        // 429/503 with Retry-After: the whole endpoint waits, not just
-        // this delivery.
-        if ((response.status == 429 || response.status == 503) && result.retry_after &&
-            endpoint != holdings_.endpoints.end()) {
-            auto wait = core::clamp_retry_after(policy, *result.retry_after);
-            scheduler_.pause(endpoint->second, Clock::now() + wait);
-            auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-            pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
-        }
-        f.status = static_cast<int32>(response.status);
-        f.error = !response.error.empty() ? std::move(response.error)
-                  : (response.status >= 200 && response.status < 300) ? std::string()
-                  : fmt::format("HTTP {}", response.status);
-        f.duration_us = response.duration.count();
-        f.response = std::move(response.body);
-        if (decision.outcome == core::Outcome::Dead)
-            log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
-                                         f.delivery.event_id,
-                                         endpoint != holdings_.endpoints.end() ? endpoint->second.name : "?",
-                                         f.delivery.attempt, f.error));
-        count_attempt(f, decision.outcome == core::Outcome::Delivered);
-        // The next delivery of its key's pipeline goes at once, ahead of
-        // other claims; after a failure to be retried, the rest goes back.
-        bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
-        if (auto next = holdings_.pipelines.next(response.tag, go_on, holdings_.unsent))
-            holdings_.ready[next->delivery.endpoint_id].push_front(std::move(*next));
-        holdings_.results.add(std::move(f));
-    }
-
-    // Counts the attempt for outbox.stats; a change of its endpoint's health
-    // (failing, recovered) is told in the next transaction.
-    void count_attempt(const Finished& f, bool success) {
-        TimestampTz now = GetCurrentTimestamp();
-        int32 consecutive = 0;
-        TimestampTz since = 0;
-        core::HealthChange change = pg_call([&] {
-            return count_endpoint_attempt(f.delivery.endpoint_id, success, now, now - f.delivery.created_at,
-                                          &consecutive, &since);
-        });
-        if (change != core::HealthChange::None)
-            holdings_.results.health.push_back(HealthNote{f.delivery.endpoint_id, change == core::HealthChange::Failing, since,
-                                         consecutive, f.error});
-    }
-
-    // How many requests each endpoint has claimed and not finished, for
-    // outbox.stats (in_flight), told when it changes.
-    void publish_in_flight_counts() {
-        for (auto& [id, published] : published_in_flight_) {
-            auto endpoint = holdings_.endpoints.find(id);
-            if (endpoint == holdings_.endpoints.end() && published != 0) {
-                pg_call([&, id = id] { publish_in_flight(slot_, id, 0); });
-                published = 0;
-            }
-        }
-        for (const auto& [id, e] : holdings_.endpoints) {
-            int32 n = static_cast<int32>(e.in_flight + holdings_.ready_of(id) + holdings_.pipelines.held_of(id));
-            int32& published = published_in_flight_[id];
-            if (n == published) continue;
-            pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
-            published = n;
-        }
-    }
-
     // Logs changes of the extension's state once each; returns whether it
     // can be delivered from. Between a package upgrade (a new library) and
     // ALTER EXTENSION outbox UPDATE the worker waits: events are kept and
@@ -648,18 +483,16 @@ private:
     long wait_timeout_ms() {
         auto now = Clock::now();
         if (!agenda_.backing_off(now) && should_transact()) return 0;
-        auto deadline = std::min({agenda_.claim_deadline(), housekeeping_.next_prune(), secrets_change_at_, limits_wake_,
+        auto deadline = std::min({agenda_.claim_deadline(), housekeeping_.next_prune(), secrets_change_at_, sending_.limits_wake(),
                                   agenda_.dispatch_retry_at()});
         if (!holdings_.results.finished.empty()) deadline = std::min(deadline, holdings_.results.oldest + kFlushDelay);
         if (agenda_.backing_off(now)) deadline = std::max(deadline, agenda_.error_until());
-        auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
-        if (auto http = client_.timeout()) timeout = std::min(timeout, *http);
-        if (auto brokers = sinks_.timeout()) timeout = std::min(timeout, *brokers);
+        auto timeout = sending_.timeout(std::chrono::duration_cast<milliseconds>(deadline - now));
         return std::max<long>(0, static_cast<long>(timeout.count()));
     }
 
     void wait() {
-        if (sinks_.take_fds_changed()) make_wait_set();
+        if (sending_.take_fds_changed()) make_wait_set();
         long timeout = wait_timeout_ms();
         std::vector<WaitEvent> events(wait_events_);
         int n = pg_call([&] {
@@ -677,9 +510,8 @@ private:
     // Clean stop (SIGTERM): write what finished, and hand unfinished claims
     // back at once instead of letting them wait for the lease.
     void shutdown() {
-        client_.perform();
-        sinks_.perform();
-        collect_completed();
+        sending_.perform();
+        sending_.collect_completed();
         std::vector<InFlight> unfinished;
         for (const auto& [tag, d] : holdings_.in_flight) unfinished.push_back(d);
         holdings_.hand_back_ready();
@@ -698,23 +530,18 @@ private:
 
     int slot_;
     Settings settings_;
-    http::Client client_;
-    BrokerSinks sinks_;
-    std::uint64_t sink_options_version_ = 0;
     std::size_t wait_events_ = 3;
-    std::mt19937_64 rng_;
     MemoryContext query_cxt_ = nullptr;
     WaitEventSet* wait_set_ = nullptr;
     Holdings holdings_;
     core::Agenda agenda_{Clock::now()};
     Scheduler scheduler_{slot_, settings_, holdings_, agenda_};
+    Sending sending_{slot_, settings_, holdings_, scheduler_};
     Housekeeping housekeeping_{slot_, settings_, holdings_, agenda_};
     std::string endpoints_version_;  // empty: not loaded
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
     // Pipelines claimed in the open transaction, attached once it commits.
     std::vector<std::pair<std::uint64_t, std::deque<Ready>>> claimed_pipelines_;
-    std::map<int32, int32> published_in_flight_;
-    Clock::time_point limits_wake_ = Clock::time_point::max();  // when a held endpoint may start again
     std::uint64_t last_tag_ = 0;
     ExtensionState extension_state_ = ExtensionState::Current;
     bool url_missing_logged_ = false;
