@@ -18,11 +18,13 @@ export async function drawCharts(results, dir) {
   if (lat?.length) {
     const plots = [];
     for (const s of lat) {
-      const file = path.join(dir, `latency-${s.system}-${s.rate}.dat`);
+      const phase = s.afterDrain ? `-after-drain` : '';
+      const file = path.join(dir, `latency-${s.system}-${s.rate}${phase}.dat`);
       // Log scale: a receipt that beats the client's COMMIT reply is drawn at 0.01 ms.
       writeDat(file, 'percentile latency_ms', s.curve.map(([p, v]) => [p, Math.max(0.01, v).toFixed(3)]));
       const label = `${s.system === 'outbox' ? 'outbox worker' : 'polling relay (1 s, batch 100)'}, ` +
-                    `${s.rate === 'low' ? `1 event / ${results.latency.lowIntervalMs} ms` : `${results.latency.highRate} events/s`}`;
+                    `${s.rate === 'low' ? `1 event / ${results.latency.lowIntervalMs} ms` : `${results.latency.highRate} events/s`}` +
+                    (s.afterDrain ? `, right after a ${s.afterDrain.toLocaleString('en-US')}-event drain` : s.system === 'outbox' ? ', fresh' : '');
       plots.push(`'${file}' using 1:2 with lines lw 2 title '${label}'`);
     }
     scripts.push(`${common}set output '${path.join(dir, 'latency.png')}'

@@ -153,7 +153,8 @@ export function buildRows(r) {
       if (!c) continue;
       const extra = key === 'keyed_heads_in_flight';
       add('4 claim', `claim batch, ${label}: ${int(small)} vs ${int(big)} pending`,
-          `${fix(c.ratio)}× (${fix(c[small].ms, 3)} vs ${fix(c[big].ms, 3)} ms; ${c[small].rows}/${c[big].rows} rows)`,
+          `${fix(c.ratio)}×${c.perRow ? ' per row' : ''} (${fix(c[small].ms, 3)} vs ${fix(c[big].ms, 3)} ms; ` +
+          `${c[small].rows}/${c[big].rows} rows)`,
           extra ? '≤ 2× (derived: DESIGN.md)' : '≤ 2×', c.ratio <= 2,
           `${c[small].iterations}/${c[big].iterations} iterations`);
     }
