@@ -5,7 +5,7 @@
 // what it has in flight (acknowledged or failed, within the messages'
 // timeouts) and is then destroyed, so that no outcome is lost.
 //
-// No PostgreSQL calls here: the worker (worker.cpp) puts fds() in its
+// No PostgreSQL calls here: the worker (sending.cpp) puts fds() in its
 // WaitEventSet, waits at most timeout(), and turns outcomes into results.
 #pragma once
 

@@ -1,38 +1,42 @@
 // The delivery worker: one process per outbox.workers slot, connected to
-// outbox.database. Each loop: move HTTP transfers on; in one short
-// transaction record finished ones, turn newly committed events into
-// deliveries (dispatch) and claim due deliveries, up to a batch more than
-// the free request slots; start claimed requests after it commits and
-// whenever a slot frees; then sleep on the latch, the HTTP sockets and the
-// broker sinks (pg/sinks.hpp: deliveries to nats://, amqp://, redis://
+// outbox.database. Each round: move HTTP transfers and broker publishes on;
+// in one short transaction record finished ones, turn newly committed
+// events into deliveries (dispatch) and claim due deliveries, up to a batch
+// more than the free request slots; start claimed requests after it commits
+// and whenever a slot frees; then sleep on the latch, the HTTP sockets and
+// the broker sinks (pg/sinks.hpp: deliveries to nats://, amqp://, redis://
 // endpoints are published through them and decided like HTTP responses).
+//
+// This file is the loop. Each concern is a room that the loop owns and
+// calls (src/pg/README.md draws them):
+//
+//   core/agenda.hpp    when to look for work
+//   scheduler.cpp      who may send now: shares, claim windows, limits, pauses
+//   sending.cpp        requests and publishes: start, finish, count
+//   step.cpp           the transaction: record, hand back, dispatch, claim
+//   housekeeping.cpp   prune, truncate, vacuum (worker 0)
+//   holdings.hpp       what they pass along: endpoints, claims, results
 #include "pg/worker.hpp"
 
-#include "core/headers.hpp"
-#include "core/outcome.hpp"
-#include "core/text.hpp"
-#include "http/client.hpp"
-#include "pg/claims.hpp"
+#include "core/agenda.hpp"
 #include "pg/compat.hpp"
-#include "pg/gucs.hpp"
-#include "pg/endpoint.hpp"
 #include "pg/guard.hpp"
+#include "pg/gucs.hpp"
+#include "pg/holdings.hpp"
+#include "pg/housekeeping.hpp"
 #include "pg/limits.hpp"
-#include "pg/prune.hpp"
-#include "pg/queue.hpp"
-#include "pg/replan.hpp"
+#include "pg/log.hpp"
+#include "pg/recording.hpp"
+#include "pg/scheduler.hpp"
+#include "pg/sending.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
-#include "pg/sinks.hpp"
-#include "pg/stats.hpp"
+#include "pg/step.hpp"
 #include "pg/transaction.hpp"
-#include "pg/undeliverable.hpp"
-#include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
 extern "C" {
 #include "commands/async.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,23 +44,14 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
-#include "utils/memutils.h"
-#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
-#include <map>
 #include <chrono>
-#include <ctime>
-#include <deque>
-#include <optional>
-#include <random>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace outbox::pg {
@@ -65,128 +60,80 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr auto kFlushDelay = milliseconds(5);  // longest a finished result waits to be recorded
-constexpr auto kPruneInterval = std::chrono::seconds(10);
-constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
-constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
-constexpr int kPruneBatch = 1000;
-constexpr int64 kTruncateMinBytes = 1 << 20;  // less is "near the starting size"; not worth a lock
-constexpr auto kErrorBackoff = std::chrono::seconds(1);
 constexpr int kMaxConsecutiveErrors = 5;
-constexpr auto kLimitRecheck = milliseconds(5);  // an endpoint at max_in_flight through other workers
-// A claim brings up to this many batches (outbox.batch_size) of deliveries
-// behind its keyed heads (Pipelines): a hot key then needs one transaction
-// per thousand events instead of one per event.
-constexpr int kPipelineBatches = 10;
-// A drain this large (results written by worker 0) makes it look at the dead
-// rows of outbox.deliveries once idle, and vacuum at this many.
-constexpr std::size_t kVacuumAfterResults = 5000;
-constexpr int64 kVacuumMinDeadRows = 10000;
-constexpr int64 kVacuumBusyDeadRows = 100000;
-constexpr auto kDeadCheckInterval = std::chrono::seconds(3);
-// Events in one dispatch from which the other workers are woken to share
-// the claims: a backlog is forming (at 1,000 events/s a round takes one or
-// two).
-constexpr int kShareDispatched = 16;
-constexpr auto kDispatchRetry = milliseconds(2);  // another worker was dispatching: about its transaction's length
-
-// An endpoint became failing or recovered (stats.hpp); told in the next
-// transaction (outbox.note_endpoint_health).
-struct HealthNote {
-    int32 endpoint_id;
-    bool failing;
-    TimestampTz since;
-    int32 consecutive_failures;
-    std::string last_error;
-};
-
-struct Finished {
-    InFlight delivery;
-    const char* state;  // "pending", "delivered", "dead"
-    int64 retry_in_ms = 0;
-    int32 status = 0;
-    std::string error;
-    int64 duration_us = 0;
-    std::string response;
-};
-
-void log_message(int elevel, const std::string& message, const std::string& detail = {},
-                 const std::string& hint = {}) {
-    pg_call([&] {
-        ereport(elevel, (errmsg_internal("%s", message.c_str()),
-                         detail.empty() ? 0 : errdetail_internal("%s", detail.c_str()),
-                         hint.empty() ? 0 : errhint("%s", hint.c_str())));
-    });
-}
 
 class Worker {
 public:
-    explicit Worker(int slot)
-        : slot_(slot), settings_(load_settings()), client_(settings_.http), rng_(std::random_device{}()) {
-        query_cxt_ = pg_call([] {
-            return AllocSetContextCreate(TopMemoryContext, "outbox worker queries", ALLOCSET_DEFAULT_SIZES);
-        });
+    explicit Worker(int slot) : slot_(slot), settings_(load_settings()) {
         // Requests a previous run of this slot counted against endpoint
         // limits ended with it.
         pg_call([&] { limits_forget_worker(slot_); });
         make_wait_set();
     }
 
+    // What the worker does, round after round, until SIGTERM.
     void run() {
         log_message(LOG, fmt::format("outbox worker {} started, delivering events of database \"{}\"",
                                      slot_, guc_database));
         listen(settings_.channel);
         listen_for_commits();
         while (!ShutdownRequestPending) {
-            pg_call([] { CHECK_FOR_INTERRUPTS(); });
-            if (ConfigReloadPending) reload();
-            if (notifyInterruptPending) {
-                // NOTIFY on our channel: consume the queue (so it can be
-                // truncated) and look for work.
-                pg_call([] { ProcessNotifyInterrupt(false); });
-                want_claim_ = dispatch_due_ = true;
-            }
-            client_.perform();
-            sinks_.perform();
-            collect_completed();
-            adopt_shared_pauses();
-            start_ready();
-            publish_in_flight_counts();
+            take_interrupts();                    // SIGHUP: reload; NOTIFY: look for work
+            sending_.perform();                   // requests and publishes move on
+            sending_.collect_completed();         // those that ended become results
+            scheduler_.adopt_shared_pauses();     // another worker's 429/503 holds here too
+            sending_.start_ready();               // claimed requests into free slots
+            sending_.publish_in_flight_counts();  // for outbox.stats
             try {
-                step();
+                transact_and_keep_house();        // record, dispatch, claim; prune, vacuum
             } catch (const PgError& e) {
                 log_message(WARNING, fmt::format("outbox worker: {}", e.what()), e.detail(), e.hint());
-                error_until_ = Clock::now() + kErrorBackoff;
-                want_claim_ = dispatch_due_ = next_due_stale_ = true;
-                endpoints_version_.clear();  // reload them after an error
+                agenda_.back_off(Clock::now());
+                step_.forget_endpoints();  // reload them after an error
             }
-            wait();
+            wait();                               // latch, sockets, the earliest timer
         }
         shutdown();
     }
 
 private:
-    // The latch, the postmaster, the HTTP client and each broker sink (one
-    // epoll descriptor each): made again whenever the sinks change.
-    void make_wait_set() {
-        std::vector<int> fds = sinks_.fds();
-        pg_call([&] {
-            if (wait_set_ != nullptr) FreeWaitEventSet(wait_set_);
-            wait_set_ = compat::create_process_wait_event_set(3 + static_cast<int>(fds.size()));
-            AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
-            AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
-            AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, client_.fd(), nullptr, nullptr);
-            for (int fd : fds) AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, fd, nullptr, nullptr);
-        });
-        wait_events_ = 3 + fds.size();
+    void take_interrupts() {
+        pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        if (ConfigReloadPending) reload();
+        if (notifyInterruptPending) {
+            // NOTIFY on our channel: consume the queue (so it can be
+            // truncated) and look for work.
+            pg_call([] { ProcessNotifyInterrupt(false); });
+            agenda_.wake();
+        }
     }
 
-    sink::Options sink_options() const {
-        sink::Options options;
-        options.allowed_networks = settings_.http.allowed_networks;
-        options.ca_file = settings_.http.ca_file;
-        options.connect_timeout = settings_.connect_timeout;
-        return options;
+    // The database's part of a round, unless backing off after an error.
+    void transact_and_keep_house() {
+        auto now = Clock::now();
+        if (agenda_.backing_off(now)) return;
+        agenda_.check_timers(now, settings_.poll_interval);
+        try {
+            if (step_.due()) {
+                Step::Done done = step_.run();
+                housekeeping_.count_recorded(done.recorded);
+                if (done.claimed) sending_.start_ready();  // what it claimed, now that it is committed
+            }
+            housekeeping_.run();
+            consecutive_errors_ = 0;
+        } catch (const PgError&) {
+            // A batch of results that cannot be written must not block the
+            // worker forever: its deliveries come back after the lease.
+            std::vector<Finished>& finished = holdings_.results.finished;
+            if (++consecutive_errors_ >= kMaxConsecutiveErrors && !finished.empty()) {
+                log_message(WARNING, fmt::format("outbox worker: dropping {} unrecorded results after "
+                                                 "repeated errors; they will be retried after the lease",
+                                                 finished.size()));
+                finished.clear();
+            }
+            if (consecutive_errors_ >= kMaxConsecutiveErrors) holdings_.unsent.clear();  // back after the lease
+            throw;
+        }
     }
 
     void reload() {
@@ -194,16 +141,15 @@ private:
         pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
-        client_.set_options(settings_.http);
-        sink_options_version_++;  // the sinks are made again with the new settings
+        sending_.reload();
         listen_for_commits();
-        url_missing_logged_ = false;
+        step_.settings_changed();
         if (settings_.channel != old_channel) {
             in_transaction("outbox: unlisten", [&] { pg_call([&] { Async_Unlisten(old_channel.c_str()); }); });
             listen(settings_.channel);
         }
-        endpoints_version_.clear();  // the default endpoint's URL or secret may have changed
-        want_claim_ = dispatch_due_ = next_due_stale_ = true;
+        step_.forget_endpoints();  // the default endpoint's URL or secret may have changed
+        agenda_.look_again();
     }
 
     // Committing transactions set the latches that are published. A paused
@@ -218,809 +164,42 @@ private:
         in_transaction("outbox: listen", [&] { pg_call([&] { Async_Listen(channel.c_str()); }); });
     }
 
-    // Whether an endpoint can be sent to now.
-    bool sendable(const Endpoint& e, Clock::time_point now) const {
-        return e.enabled && !e.url.empty() && now >= e.paused_until;
-    }
-
-    std::size_t sendable_count(Clock::time_point now) const {
-        return static_cast<std::size_t>(std::count_if(endpoints_.begin(), endpoints_.end(),
-                                                      [&](const auto& entry) { return sendable(entry.second, now); }));
-    }
-
-    // An endpoint asked for a pause (429/503 Retry-After), here or in
-    // another worker: nothing is claimed or sent for it until `until`, and
-    // the worker looks for its work again then.
-    void pause(Endpoint& endpoint, Clock::time_point until) {
-        endpoint.paused_until = std::max(endpoint.paused_until, until);
-        claim_deadline_ = std::min(claim_deadline_, until);
-    }
-
-    // Each endpoint gets an equal share of max_in_flight, so that one that
-    // hangs cannot take every slot from the others. An endpoint with a limit
-    // (rate_limit, max_in_flight) takes no share: it has its own cap, and
-    // what it holds is left out of what the others share, so that a slow,
-    // limited endpoint does not halve the share of a fast one.
-    std::size_t endpoint_cap() const {
-        auto now = Clock::now();
-        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        std::size_t sharing = 0, held_by_limited = 0;
-        for (const auto& [id, e] : endpoints_) {
-            if (!sendable(e, now)) continue;
-            if (e.limited()) held_by_limited += e.in_flight + ready_of(id);
-            else sharing++;
-        }
-        std::size_t left = max > held_by_limited ? max - held_by_limited : 1;
-        sharing = std::max<std::size_t>(sharing, 1);
-        return std::max<std::size_t>(1, (left + sharing - 1) / sharing);
-    }
-
-    // How many requests of `e` this worker may have running: its own
-    // max_in_flight (which limits_try_start() holds across workers), else
-    // the fair share `fair`.
-    std::size_t cap_of(const Endpoint& e, std::size_t fair) const {
-        if (e.max_in_flight <= 0) return fair;
-        return std::min(static_cast<std::size_t>(e.max_in_flight), static_cast<std::size_t>(settings_.max_in_flight));
-    }
-
-    // How many claims of `e` may wait for a request slot: a batch, or for a
-    // rate-limited endpoint what it may be sent in a second, so that claims
-    // do not wait out their lease behind the limit.
-    std::size_t claim_window_of(const Endpoint& e, std::size_t fair) const {
-        std::size_t window = claim_window(cap_of(e, fair));
-        if (e.rate_limit > 0) window = std::min(window, static_cast<std::size_t>(std::ceil(e.rate_limit)) + 1);
-        return window;
-    }
-
-    // Which endpoints to claim for now, and at most how many each: what
-    // their share of max_in_flight leaves free. A busy worker still claims in
-    // batches, because it claims when it records, and it records what
-    // finished in the last couple of milliseconds at once. The worker-wide
-    // limit is applied while claiming, to what each claim actually returned;
-    // the starting endpoint rotates so that none is always served last.
-    std::vector<std::pair<int32, int>> claim_plan() {
-        std::vector<std::pair<int32, int>> plan;
-        if (!want_claim_ || settings_.paused || free_slots() == 0) return plan;
-        std::size_t cap = endpoint_cap();
-        auto now = Clock::now();
-        for (const auto& [id, e] : endpoints_) {
-            if (!sendable(e, now)) continue;
-            std::size_t held = e.in_flight + ready_of(id);
-            std::size_t window = claim_window_of(e, cap);
-            // A limited endpoint is refilled once it has used half its
-            // window, not a row at a time as each request starts: every
-            // claim is a transaction.
-            if (e.limited() && held > window / 2) continue;
-            std::size_t free = held >= window ? 0 : window - held;
-            free = std::min(free, static_cast<std::size_t>(settings_.batch_size));
-            if (free == 0) continue;
-            plan.emplace_back(id, static_cast<int>(free));
-        }
-        if (!plan.empty()) {
-            std::size_t first = claim_rotation_++ % plan.size();
-            std::rotate(plan.begin(), plan.begin() + static_cast<std::ptrdiff_t>(first), plan.end());
-        }
-        return plan;
-    }
-
-    // How many deliveries may be claimed and not finished, for `slots`
-    // request slots (the worker's or one endpoint's share): the slots, and as
-    // many claimed ahead (at most a batch) waiting for one.
-    std::size_t claim_window(std::size_t slots) const {
-        return slots + std::min(slots, static_cast<std::size_t>(settings_.batch_size));
-    }
-
-    std::size_t free_slots() const {
-        std::size_t window = claim_window(static_cast<std::size_t>(settings_.max_in_flight));
-        std::size_t used = in_flight_.size() + ready_count() + claimed_pending_;
-        return used >= window ? 0 : window - used;
-    }
-
-    std::size_t ready_count() const {
-        std::size_t n = 0;
-        for (const auto& [endpoint_id, queue] : ready_) n += queue.size();
-        return n;
-    }
-
-    std::size_t ready_of(int32 endpoint_id) const {
-        auto it = ready_.find(endpoint_id);
-        return it == ready_.end() ? 0 : it->second.size();
-    }
-
-    // Starts claimed requests while there are free slots (each endpoint up
-    // to its share). A claim that can no longer be sent in time, or whose
-    // endpoint is paused, disabled or gone, is handed back (unsent_).
-    void start_ready() {
-        limits_wake_ = Clock::time_point::max();
-        if (ready_.empty()) return;
-        auto now = Clock::now();
-        std::size_t cap = endpoint_cap();
-        std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
-        bool started = false;
-        for (auto& [endpoint_id, queue] : ready_) {
-            auto endpoint = endpoints_.find(endpoint_id);
-            while (!queue.empty()) {
-                Ready& r = queue.front();
-                bool usable = endpoint != endpoints_.end() && sendable(endpoint->second, now) && now < r.start_by;
-                if (usable) {
-                    Endpoint& e = endpoint->second;
-                    if (e.in_flight >= cap_of(e, cap) || in_flight_.size() >= max) break;
-                    if (!admit(e, now)) {
-                        limits_wake_ = std::min(limits_wake_, e.held_until);
-                        break;
-                    }
-                    r.delivery.limited = e.limited();
-                    e.in_flight++;
-                    r.delivery.started_at = GetCurrentTimestamp();
-                    in_flight_.emplace(r.tag, std::move(r.delivery));
-                    if (r.message) sinks_.start(endpoint_id, std::move(*r.message));
-                    else client_.start(std::move(r.request));
-                    started = true;
-                } else {
-                    pipelines_.hand_back(r.tag, unsent_);
-                    unsent_.push_back(std::move(r.delivery));
-                }
-                queue.pop_front();
-            }
-        }
-        std::erase_if(ready_, [](const auto& entry) { return entry.second.empty(); });
-        // Put them on the wire now: they travel while the worker is in its
-        // next transaction, instead of waiting for the loop to come round.
-        if (started) client_.perform();
-    }
-
-    // Whether the endpoint's limits (rate_limit, max_in_flight, across
-    // workers) let one more request start now. If not, the endpoint is held
-    // until the rate allows one, or for a moment when other workers' requests
-    // fill max_in_flight (they tell nobody when one finishes).
-    bool admit(Endpoint& e, Clock::time_point now) {
-        if (!e.limited()) return true;
-        if (now < e.held_until) return false;
-        int64 retry_in_us = 0;
-        if (pg_call([&] { return limits_try_start(slot_, e.id, e.rate_limit, e.max_in_flight, &retry_in_us); }))
-            return true;
-        e.held_until = now + (retry_in_us > 0 ? std::chrono::microseconds(retry_in_us) : kLimitRecheck);
-        return false;
-    }
-
-    // A pause another worker was asked for (429/503 Retry-After) holds here
-    // too: the endpoint gets no request from any worker until it ends.
-    void adopt_shared_pauses() {
-        EndpointPause pauses[kMaxEndpointPauses];
-        int n = shared_endpoint_pauses(pauses);
-        if (n == 0) return;
-        TimestampTz now_ts = GetCurrentTimestamp();
-        auto now = Clock::now();
-        for (int i = 0; i < n; i++) {
-            auto endpoint = endpoints_.find(pauses[i].endpoint_id);
-            if (endpoint == endpoints_.end()) continue;
-            pause(endpoint->second, now + std::chrono::microseconds(pauses[i].until - now_ts));
-        }
-    }
-
-    // Every claimed request not started yet goes back (the endpoints
-    // changed), pipelines included.
-    void hand_back_ready() {
-        for (auto& [endpoint_id, queue] : ready_)
-            for (Ready& r : queue) unsent_.push_back(std::move(r.delivery));
-        ready_.clear();
-        pipelines_.hand_back_all(unsent_);
-    }
-
-    // Once per configuration: say that the default endpoint is off.
-    void note_url_missing() {
-        if (settings_.url.empty() && !url_missing_logged_) {
-            log_message(LOG, "outbox.url is not set: the default endpoint receives nothing until it is", {},
-                        "Set outbox.url in postgresql.conf and reload, or create endpoints with "
-                        "outbox.create_endpoint().");
-            url_missing_logged_ = true;
-        }
-    }
-
-    // Results wait up to kFlushDelay to be written together, usually with
-    // the next commit's dispatch and claim: at a moderate rate that is one
-    // transaction per event instead of two. A keyed result is written as
-    // soon as the worker is idle: the next delivery of its key may be
-    // parked until then.
-    bool should_flush() const {
-        if (finished_.empty()) return false;
-        return finished_.size() >= static_cast<std::size_t>(settings_.batch_size) ||
-               (in_flight_.empty() && finished_keyed_) || Clock::now() - oldest_finished_ >= kFlushDelay;
-    }
-
-    bool should_transact() {
-        if (should_flush() || !unsent_.empty()) return true;
-        if (!want_claim_ || settings_.paused) return false;
-        // Before the endpoints are known, or while none of those it knows
-        // can be sent to (all disabled, paused or without a URL), a
-        // transaction is how the worker learns of one created or enabled:
-        // each wake-up (their functions NOTIFY) and each poll makes one.
-        auto now = Clock::now();
-        return endpoints_version_.empty() || now >= secrets_change_at_ || !claim_plan().empty() ||
-               sendable_count(now) == 0;
-    }
-
-    void step() {
-        auto now = Clock::now();
-        if (now < error_until_) return;
-        if (now >= claim_deadline_) {
-            // The poll timer or the earliest retry fell due: look for work,
-            // and re-arm the timer so that an idle worker does not spin.
-            want_claim_ = dispatch_due_ = next_due_stale_ = true;
-            claim_deadline_ = now + settings_.poll_interval;
-            if (next_due_at_ <= now) next_due_at_ = Clock::time_point::max();  // looked up again
-        }
-        if (now >= dispatch_retry_at_) {
-            want_claim_ = dispatch_due_ = true;
-            dispatch_retry_at_ = Clock::time_point::max();
-        }
-        try {
-            if (should_transact()) deliver_transaction();
-            if (Clock::now() >= next_prune_) prune();
-            vacuum_when_needed();
-            consecutive_errors_ = 0;
-        } catch (const PgError&) {
-            // A batch of results that cannot be written must not block the
-            // worker forever: its deliveries come back after the lease.
-            if (++consecutive_errors_ >= kMaxConsecutiveErrors && !finished_.empty()) {
-                log_message(WARNING, fmt::format("outbox worker: dropping {} unrecorded results after "
-                                                 "repeated errors; they will be retried after the lease",
-                                                 finished_.size()));
-                finished_.clear();
-            }
-            if (consecutive_errors_ >= kMaxConsecutiveErrors) unsent_.clear();  // back after the lease
-            throw;
-        }
-    }
-
-    // One short transaction: record finished attempts (and disable endpoints
-    // that answered 410), dispatch new events, claim due deliveries. The
-    // claimed requests start only after it commits.
-    void deliver_transaction() {
-        std::vector<Ready> claimed;
-        std::size_t handing_back = unsent_.size();
-        ExtensionState extension = ExtensionState::Missing;
-        char installed_version[kVersionLength] = "";
-        bool claimed_full = false;
-        std::optional<int64> next_due_ms;
-        int dispatch_limit = settings_.batch_size * 10;
-        int dispatched = 0;
-        bool flush = !finished_.empty();
-        // A retry written changes the earliest due time; it stays to be
-        // looked up until a transaction does (one whose claim came back
-        // full skips it).
-        if (std::any_of(finished_.begin(), finished_.end(),
-                        [](const Finished& f) { return std::string_view(f.state) == "pending"; }))
-            next_due_stale_ = true;
-        bool active = !settings_.paused;
-        if (active) note_url_missing();
-        claimed_pending_ = 0;
-        claimed_pipelines_.clear();
-        // Recording may unblock keys (a head delivered or dead) and changes
-        // the next due time: look for work in the same transaction.
-        if (flush) want_claim_ = true;
-        in_transaction("outbox: record and claim", [&] {
-            extension = pg_call([&] { return extension_state(installed_version); });
-            if (extension != ExtensionState::Current) return;
-            if (flush) {
-                record(finished_);
-                for (const auto& [id, reason] : gone_) pg_call([&] { disable_endpoint(id, reason.c_str()); });
-                for (const HealthNote& h : health_)
-                    pg_call([&] {
-                        note_endpoint_health(h.endpoint_id, h.failing, h.since, h.consecutive_failures,
-                                             h.last_error.c_str());
-                    });
-            }
-            if (handing_back > 0) release(unsent_, handing_back, true);
-            if (!active) return;
-            pg_call([] { replan_if_grown(); });
-            refresh_endpoints();
-            if (slot_ == 0) pg_call([&] { undeliverable_.note(sinks_.unavailable()); });
-            std::vector<std::pair<int32, int>> plan = claim_plan();
-            std::map<int32, int> leased;  // per endpoint, by the dispatch
-            // Only when events may have come: a transaction that just
-            // records (a busy key's pipeline makes hundreds a second) skips it.
-            if (dispatch_due_) dispatched = dispatch_and_lease(dispatch_limit, plan, claimed, leased);
-            for (auto [endpoint_id, limit] : plan) {
-                int room = static_cast<int>(free_slots());
-                if (room == 0) break;
-                int asked = std::min(limit - leased[endpoint_id], room);
-                if (asked <= 0) {
-                    claimed_full = true;  // the dispatch leased all it could: probably more
-                    continue;
-                }
-                int got = claim_into(endpoint_id, asked, claimed);
-                claimed_pending_ += static_cast<std::size_t>(got);
-                // A full claim says there is probably more to claim, so the
-                // other workers are woken; not for a limited endpoint, whose
-                // window is small and whose limit holds for all workers.
-                if (got == asked && !endpoints_.at(endpoint_id).limited()) claimed_full = true;
-            }
-            // The earliest retry changes when this worker writes one (other
-            // workers watch their own), and is looked up again at each poll.
-            if (!claimed_full && next_due_stale_) next_due_ms = pg_call([] { return ms_until_next_due(); });
+    // The latch, the postmaster, the HTTP client and each broker sink (one
+    // epoll descriptor each): made again whenever the sinks change.
+    void make_wait_set() {
+        std::vector<int> fds = sending_.fds();
+        pg_call([&] {
+            if (wait_set_ != nullptr) FreeWaitEventSet(wait_set_);
+            wait_set_ = compat::create_process_wait_event_set(2 + static_cast<int>(fds.size()));
+            AddWaitEventToSet(wait_set_, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+            AddWaitEventToSet(wait_set_, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+            for (int fd : fds) AddWaitEventToSet(wait_set_, WL_SOCKET_READABLE, fd, nullptr, nullptr);
         });
-        claimed_pending_ = 0;  // started below, or dropped with the failed transaction
-        pg_call([&] { MemoryContextReset(query_cxt_); });
-        if (!note_extension(extension, installed_version)) {
-            // Without the extension (or with a schema this library does not
-            // know) nothing we hold can be written back; look again at the
-            // next poll.
-            finished_.clear();
-            gone_.clear();
-            health_.clear();
-            want_claim_ = false;
-            endpoints_version_.clear();
-            return;
-        }
-        if (flush) {
-            recorded_since_vacuum_ += finished_.size();
-            finished_.clear();
-            finished_keyed_ = false;
-            gone_.clear();
-            health_.clear();
-        }
-        unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(handing_back));
-        if (!active) return;
-        auto now = Clock::now();
-        claim_deadline_ = now + settings_.poll_interval;
-        // A full batch or a full dispatch: there is probably more. Another
-        // worker dispatching (-1) may have started before the commit that
-        // woke this one: look again once it is done, without waking it.
-        dispatch_due_ = dispatched == dispatch_limit || dispatched < 0;
-        if (dispatched < 0) dispatch_retry_at_ = now + kDispatchRetry;
-        want_claim_ = claimed_full || dispatched == dispatch_limit;
-        // More than this worker took, or enough commits since its last look
-        // that it may fall behind: the others share the work (commits wake
-        // only the first worker, see wake_a_worker()).
-        if (want_claim_ || dispatched >= kShareDispatched) wake_other_workers(slot_);
-        if (next_due_ms) {
-            next_due_at_ = *next_due_ms >= 0 ? now + milliseconds(*next_due_ms) : Clock::time_point::max();
-            next_due_stale_ = false;
-        }
-        // A due time already past (the transaction took longer than the
-        // retry's delay) makes the worker look at once; looking re-arms it.
-        if (next_due_at_ != Clock::time_point::max()) claim_deadline_ = std::min(claim_deadline_, next_due_at_);
-        for (Ready& r : claimed) {
-            ready_[r.delivery.endpoint_id].push_back(std::move(r));
-        }
-        for (auto& [tag, rest] : claimed_pipelines_) pipelines_.attach(tag, std::move(rest));
-        claimed_pipelines_.clear();
-        start_ready();
-    }
-
-    // Reloads the endpoints when their configuration changed or a rotated
-    // secret expired. Keeps each endpoint's in-flight count and pause.
-    void refresh_endpoints() {
-        char* version_text = pg_call([&] { return endpoints_version(query_cxt_); });
-        std::string version = version_text ? version_text : "";
-        if (version == endpoints_version_ && Clock::now() < secrets_change_at_) return;
-        // Requests claimed ahead were built with the old URL, secrets and headers.
-        hand_back_ready();
-        EndpointRow* rows = nullptr;
-        int n = pg_call([&] { return load_endpoints(query_cxt_, &rows); });
-        std::map<int32, Endpoint> fresh;
-        secrets_change_at_ = Clock::time_point::max();
-        for (int i = 0; i < n; i++) {
-            const EndpointRow& row = rows[i];
-            Endpoint e = endpoint_from_row(row, settings_);
-            if (row.secrets_change_in_ms >= 0)
-                secrets_change_at_ = std::min(secrets_change_at_, Clock::now() + milliseconds(row.secrets_change_in_ms));
-            if (row.failing) pg_call([&] { seed_endpoint_failing(row.id); });
-            if (auto old = endpoints_.find(e.id); old != endpoints_.end()) {
-                e.in_flight = old->second.in_flight;
-                e.paused_until = old->second.paused_until;
-                e.held_until = old->second.held_until;
-            }
-            fresh.emplace(e.id, std::move(e));
-        }
-        endpoints_ = std::move(fresh);
-        endpoints_version_ = version;
-        for (const auto& [id, error] : sinks_.sync(endpoints_, sink_options(), sink_options_version_))
-            log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
-                                             endpoints_.at(id).name, error));
-        // A protocol this library lacks: nothing is claimed for the endpoint (as if disabled here).
-        for (const auto& [id, reason] : sinks_.unavailable()) endpoints_.at(id).enabled = false;
-    }
-
-    // Dispatches, and leases at once what the claim plan would claim of the
-    // new deliveries of unlimited endpoints (outbox.dispatch_and_lease): at a
-    // moderate rate that is most of them, each without a claim's UPDATE.
-    int dispatch_and_lease(int limit, const std::vector<std::pair<int32, int>>& plan, std::vector<Ready>& claimed,
-                           std::map<int32, int>& leased) {
-        std::vector<int32> endpoints, limits;
-        int lease_ms = 0;
-        int room = static_cast<int>(free_slots());
-        for (auto [id, wanted] : plan) {
-            const Endpoint& e = endpoints_.at(id);
-            if (e.limited() || room == 0) continue;
-            endpoints.push_back(id);
-            limits.push_back(std::min(wanted, room));
-            lease_ms = std::max(lease_ms, lease_ms_of(e));
-        }
-        ClaimedRow* rows = nullptr;
-        int n = 0;
-        int dispatched = pg_call([&] {
-            return dispatch_events(limit, !settings_.url.empty(), lease_ms, endpoints.data(), limits.data(),
-                                   static_cast<int>(endpoints.size()), query_cxt_, &rows, &n);
-        });
-        for (int i = 0; i < n; i++) leased[rows[i].endpoint_id]++;
-        claimed_pending_ += static_cast<std::size_t>(adopt_claims(rows, n, claimed));
-        return dispatched;
-    }
-
-    // How long claims of `e` are leased: the setting, or longer than its
-    // own time limit.
-    int lease_ms_of(const Endpoint& e) const {
-        return static_cast<int>(
-            std::max(settings_.lease, e.timeout.value_or(milliseconds(0)) + std::chrono::seconds(5)).count());
-    }
-
-    int claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claimed) {
-        const Endpoint& endpoint = endpoints_.at(endpoint_id);
-        ClaimedRow* rows = nullptr;
-        int followers = endpoint.limited() ? static_cast<int>(claim_window_of(endpoint, endpoint_cap()))
-                                           : settings_.batch_size * kPipelineBatches;
-        int n = pg_call([&] {
-            return claim_deliveries(endpoint_id, limit, lease_ms_of(endpoint), followers, query_cxt_, &rows);
-        });
-        return adopt_claims(rows, n, claimed);
-    }
-
-    // Builds the requests of claimed deliveries (rows in seq order, from
-    // claim() or dispatch_and_lease()): a key's first row is its head, to be
-    // started like any claim; the others follow it (Pipelines). Returns how
-    // many went to `claimed`.
-    int adopt_claims(const ClaimedRow* rows, int n, std::vector<Ready>& claimed) {
-        int64_t timestamp = static_cast<int64_t>(std::time(nullptr));
-        std::unordered_map<std::string, std::size_t> pipeline_of_key;  // endpoint and key
-        int heads = 0;
-        for (int i = 0; i < n; i++) {
-            const ClaimedRow& row = rows[i];
-            const Endpoint& endpoint = endpoints_.at(row.endpoint_id);
-            // A claim waits for a slot at most half of what the lease leaves
-            // beyond the request's own time limit; after that it is handed back.
-            milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
-            Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms_of(endpoint)) - request_timeout) / 2;
-            Ready ready{++last_tag_, {}, std::nullopt,
-                        InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at}, start_by};
-            if (endpoint.broker) ready.message = broker_message(endpoint, row, ready.tag, request_timeout);
-            else ready.request = http_request(endpoint, row, ready.tag, request_timeout, timestamp);
-            ready.delivery.keyed = row.key != nullptr;
-            if (row.key != nullptr) {
-                std::string key = std::to_string(row.endpoint_id) + '/' + row.key;
-                auto [it, head] = pipeline_of_key.try_emplace(std::move(key), claimed_pipelines_.size());
-                if (!head) {
-                    claimed_pipelines_[it->second].second.push_back(std::move(ready));
-                    continue;
-                }
-                claimed_pipelines_.emplace_back(ready.tag, std::deque<Ready>{});
-            }
-            claimed.push_back(std::move(ready));
-            heads++;
-        }
-        return heads;
-    }
-
-    http::Request http_request(const Endpoint& endpoint, const ClaimedRow& row, std::uint64_t tag,
-                               milliseconds request_timeout, int64_t timestamp) const {
-        http::Request request;
-        request.tag = tag;
-        request.url = endpoint.url;
-        request.body.assign(row.payload, row.payload_len);
-        std::vector<core::Header> event_headers = split_header_lines(row.header_lines);
-        core::RequestHeaderInput in;
-        in.msg_id = row.event_id;
-        in.timestamp = timestamp;
-        in.body = request.body;
-        in.keys = endpoint.keys;
-        in.user_agent = settings_.http.user_agent;
-        in.endpoint_headers = endpoint.headers;
-        in.event_headers = event_headers;
-        request.headers = core::build_request_headers(in);
-        request.timeout = request_timeout;
-        request.connect_timeout = std::min(settings_.connect_timeout, request.timeout);
-        return request;
-    }
-
-    // A broker gets the event id, topic, key, payload and the endpoint's and
-    // event's headers (docs/sinks.md: what each protocol makes of them).
-    static sink::Message broker_message(const Endpoint& endpoint, const ClaimedRow& row, std::uint64_t tag,
-                                        milliseconds timeout) {
-        sink::Message message;
-        message.tag = tag;
-        message.event_id = row.event_id;
-        message.topic = row.topic ? row.topic : "";
-        if (row.key != nullptr) message.key = row.key;
-        message.payload.assign(row.payload, row.payload_len);
-        message.headers = endpoint.headers;
-        for (core::Header& h : split_header_lines(row.header_lines)) message.headers.push_back(std::move(h));
-        message.timeout = timeout;
-        return message;
-    }
-
-    // Hands the first `count` claims back (outbox.release_claims).
-    void release(const std::vector<InFlight>& claims, std::size_t count, bool never_sent) {
-        std::vector<ResultRow> rows;
-        rows.reserve(count);
-        for (std::size_t i = 0; i < count && i < claims.size(); i++)
-            rows.push_back(ResultRow{claims[i].event_id.c_str(), claims[i].endpoint_id, claims[i].attempt,
-                                     "pending", 0, 0, nullptr, 0, nullptr, 0});
-        pg_call([&] { release_claims(rows.data(), static_cast<int>(rows.size()), never_sent); });
-    }
-
-    void record(const std::vector<Finished>& finished) {
-        bool ascii_only = pg_call([] { return GetDatabaseEncoding() != PG_UTF8; });
-        std::vector<std::string> responses;
-        std::vector<std::string> errors;
-        responses.reserve(finished.size());
-        errors.reserve(finished.size());
-        std::vector<ResultRow> rows;
-        rows.reserve(finished.size());
-        for (const Finished& f : finished) {
-            responses.push_back(core::sanitize_text(f.response, ascii_only));
-            errors.push_back(core::sanitize_text(f.error, ascii_only));
-            rows.push_back(ResultRow{f.delivery.event_id.c_str(), f.delivery.endpoint_id,
-                                     f.delivery.attempt, f.state, f.retry_in_ms, f.status,
-                                     errors.back().empty() ? nullptr : errors.back().c_str(),
-                                     f.duration_us,
-                                     responses.back().empty() ? nullptr : responses.back().c_str(),
-                                     f.delivery.started_at});
-        }
-        pg_call([&] { record_results(rows.data(), static_cast<int>(rows.size())); });
-    }
-
-    // Finished requests and broker messages: a broker's acknowledgement is a
-    // 200, its refusal the protocol's code, no answer 0 (docs/sinks.md), and
-    // each goes through the same decision as an HTTP response.
-    void collect_completed() {
-        for (http::Response& response : client_.take_completed()) finish(std::move(response));
-        for (sink::Outcome& outcome : sinks_.take_completed()) {
-            http::Response response;
-            response.tag = outcome.tag;
-            response.status = outcome.acked ? 200 : outcome.status;
-            response.error = std::move(outcome.error);
-            response.refused = outcome.refused;
-            response.duration = outcome.duration;
-            finish(std::move(response));
-        }
-    }
-
-    void finish(http::Response response) {
-        std::uniform_real_distribution<double> unit(0.0, 1.0);
-        auto it = in_flight_.find(response.tag);
-        if (it == in_flight_.end()) return;
-        Finished f;
-        f.delivery = std::move(it->second);
-        in_flight_.erase(it);
-        auto endpoint = endpoints_.find(f.delivery.endpoint_id);
-        if (endpoint != endpoints_.end() && endpoint->second.in_flight > 0) endpoint->second.in_flight--;
-        if (f.delivery.limited) pg_call([&] { limits_finish(slot_, f.delivery.endpoint_id); });
-        core::AttemptResult result;
-        result.attempt = f.delivery.attempt;
-        result.http_status = response.status;
-        if (!response.retry_after.empty())
-            result.retry_after = core::parse_retry_after(response.retry_after, std::chrono::system_clock::now());
-        const core::RetryPolicy& policy = endpoint != endpoints_.end() ? endpoint->second.retry : settings_.retry;
-        core::Decision decision = core::decide(policy, result, unit(rng_));
-        switch (decision.outcome) {
-            case core::Outcome::Delivered: f.state = "delivered"; break;
-            case core::Outcome::Dead: f.state = "dead"; break;
-            case core::Outcome::Retry: f.state = "pending"; f.retry_in_ms = decision.delay.count(); break;
-            case core::Outcome::Gone:
-                // The endpoint is gone: disable it; its deliveries wait
-                // (pending) until it is enabled again.
-                f.state = "pending";
-                if (endpoint != endpoints_.end()) {
-                    endpoint->second.enabled = false;
-                    gone_[f.delivery.endpoint_id] =
-                        fmt::format("410 Gone from {} at event {}", endpoint->second.url, f.delivery.event_id);
-                }
-                break;
-        }
-        // 429/503 with Retry-After: the whole endpoint waits, not just
-        // this delivery.
-        if ((response.status == 429 || response.status == 503) && result.retry_after &&
-            endpoint != endpoints_.end()) {
-            auto wait = core::clamp_retry_after(policy, *result.retry_after);
-            pause(endpoint->second, Clock::now() + wait);
-            auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wait).count();
-            pg_call([&] { share_endpoint_pause(f.delivery.endpoint_id, GetCurrentTimestamp() + wait_us); });
-        }
-        f.status = static_cast<int32>(response.status);
-        f.error = !response.error.empty() ? std::move(response.error)
-                  : (response.status >= 200 && response.status < 300) ? std::string()
-                  : fmt::format("HTTP {}", response.status);
-        f.duration_us = response.duration.count();
-        f.response = std::move(response.body);
-        if (decision.outcome == core::Outcome::Dead)
-            log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
-                                         f.delivery.event_id,
-                                         endpoint != endpoints_.end() ? endpoint->second.name : "?",
-                                         f.delivery.attempt, f.error));
-        count_attempt(f, decision.outcome == core::Outcome::Delivered);
-        // The next delivery of its key's pipeline goes at once, ahead of
-        // other claims; after a failure to be retried, the rest goes back.
-        bool go_on = decision.outcome == core::Outcome::Delivered || decision.outcome == core::Outcome::Dead;
-        if (auto next = pipelines_.next(response.tag, go_on, unsent_))
-            ready_[next->delivery.endpoint_id].push_front(std::move(*next));
-        if (finished_.empty()) oldest_finished_ = Clock::now();
-        finished_keyed_ = finished_keyed_ || f.delivery.keyed;
-        finished_.push_back(std::move(f));
-    }
-
-    // Counts the attempt for outbox.stats; a change of its endpoint's health
-    // (failing, recovered) is told in the next transaction.
-    void count_attempt(const Finished& f, bool success) {
-        TimestampTz now = GetCurrentTimestamp();
-        int32 consecutive = 0;
-        TimestampTz since = 0;
-        core::HealthChange change = pg_call([&] {
-            return count_endpoint_attempt(f.delivery.endpoint_id, success, now, now - f.delivery.created_at,
-                                          &consecutive, &since);
-        });
-        if (change != core::HealthChange::None)
-            health_.push_back(HealthNote{f.delivery.endpoint_id, change == core::HealthChange::Failing, since,
-                                         consecutive, f.error});
-    }
-
-    // How many requests each endpoint has claimed and not finished, for
-    // outbox.stats (in_flight), told when it changes.
-    void publish_in_flight_counts() {
-        for (auto& [id, published] : published_in_flight_) {
-            auto endpoint = endpoints_.find(id);
-            if (endpoint == endpoints_.end() && published != 0) {
-                pg_call([&, id = id] { publish_in_flight(slot_, id, 0); });
-                published = 0;
-            }
-        }
-        for (const auto& [id, e] : endpoints_) {
-            int32 n = static_cast<int32>(e.in_flight + ready_of(id) + pipelines_.held_of(id));
-            int32& published = published_in_flight_[id];
-            if (n == published) continue;
-            pg_call([&, id = id] { publish_in_flight(slot_, id, n); });
-            published = n;
-        }
-    }
-
-    // Housekeeping every few seconds, by worker 0 only (two workers would
-    // pick the same oldest rows and wait on each other): move up parked
-    // heads whose wake-up a race lost (see outbox.unpark_heads), prune
-    // finished deliveries and events no endpoint matched in small batches,
-    // each its own transaction so that delivery is never held up for long.
-    // When one round's time was not enough, the next comes soon, at once
-    // if this worker has no requests to look after, so pruning keeps up with
-    // any delivery rate. Once nothing is left, the tables are truncated to
-    // give their space back.
-    void prune() {
-        auto started = Clock::now();
-        int64 retention = settings_.retention_s;
-        int64 dead_retention = settings_.dead_retention_s;
-        int64 attempt_retention = settings_.attempt_retention_s;
-        bool more = false;
-        for (int round = 0;; round++) {
-            int deleted = 0, swept = 0, attempts = 0, keys = 0;
-            in_transaction("outbox: prune", [&] {
-                if (!pg_call([] { return extension_installed(); })) return;
-                pg_call([] { use_index_plans(); });
-                if (round == 0) pg_call([] { return unpark_heads(); });
-                deleted = pg_call([&] { return prune_deliveries(retention, dead_retention, kPruneBatch); });
-                if (deleted < kPruneBatch)
-                    swept = pg_call([&] { return sweep_unmatched(retention, kPruneBatch, &sweep_cursor_); });
-                attempts = pg_call([&] { return prune_attempts(attempt_retention, kPruneBatch); });
-                keys = pg_call([&] { return prune_idempotency_keys(kPruneBatch); });
-            });
-            more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch || keys == kPruneBatch;
-            if (!more || Clock::now() - started >= kPruneSlice) break;
-        }
-        if (!more) truncate_when_empty();
-        bool busy = !in_flight_.empty() || !ready_.empty();
-        next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
-    }
-
-    // Worker 0 has outbox.deliveries vacuumed when a drain has left many
-    // dead rows (vacuum.hpp says why): once idle after one, at 10,000; while
-    // one goes on, looking every few seconds, at 100,000 (each claim walks
-    // further over dead index entries, and autovacuum comes once a minute,
-    // throttled: a 1,000,000-event drain slowed from 19,000 to 8,700
-    // events/s).
-    void vacuum_when_needed() {
-        if (slot_ != 0) return;
-        auto now = Clock::now();
-        bool idle = in_flight_.empty() && ready_.empty() && finished_.empty() && !want_claim_;
-        int64 threshold = 0;
-        if (idle && recorded_since_vacuum_ >= kVacuumAfterResults) threshold = kVacuumMinDeadRows;
-        else if (!idle && recorded_since_vacuum_ >= kVacuumAfterResults && now >= next_dead_check_)
-            threshold = kVacuumBusyDeadRows;
-        if (threshold == 0) return;
-        next_dead_check_ = now + kDeadCheckInterval;
-        int64 dead = 0;
-        in_transaction("outbox: dead rows", [&] {
-            if (pg_call([] { return extension_installed(); })) dead = pg_call([] { return deliveries_dead_tuples(); });
-        });
-        if (dead < threshold) {
-            if (idle) recorded_since_vacuum_ = 0;
-            return;
-        }
-        if (pg_call([] { return start_deliveries_vacuum(); })) {
-            recorded_since_vacuum_ = 0;
-            log_message(DEBUG1, fmt::format("outbox: {} dead rows in outbox.deliveries; vacuuming it", dead));
-        }
-    }
-
-    void truncate_when_empty() {
-        if (truncate_failed_) return;
-        int64 freed = 0;
-        try {
-            in_transaction("outbox: truncate", [&] {
-                if (!pg_call([] { return extension_installed(); })) return;
-                freed = pg_call([] { return truncate_if_empty(kTruncateMinBytes); });
-            });
-        } catch (const PgError& e) {
-            truncate_failed_ = true;  // until restart: do not repeat the error every round
-            log_message(WARNING, fmt::format("outbox worker: could not truncate the empty queue tables: {}", e.what()),
-                        {}, "Their space is reused, not given back. A foreign key that references "
-                            "outbox.events prevents the truncation.");
-            return;
-        }
-        if (freed > 0)
-            log_message(LOG, fmt::format("outbox: events and deliveries were empty; truncated them, "
-                                         "giving back {} kB", freed / 1024));
-    }
-
-    // Logs changes of the extension's state once each; returns whether it
-    // can be delivered from. Between a package upgrade (a new library) and
-    // ALTER EXTENSION outbox UPDATE the worker waits: events are kept and
-    // enqueue() goes on working, and delivery resumes with the update.
-    bool note_extension(ExtensionState state, const char* installed_version) {
-        if (state != extension_state_) {
-            switch (state) {
-                case ExtensionState::Current:
-                    log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering", guc_database));
-                    break;
-                case ExtensionState::Missing:
-                    log_message(LOG,
-                                fmt::format("outbox: extension \"outbox\" is not installed in database \"{}\"; waiting",
-                                            guc_database),
-                                {}, "Run CREATE EXTENSION outbox in that database, or set outbox.database.");
-                    break;
-                case ExtensionState::OtherVersion:
-                    log_message(LOG,
-                                fmt::format("outbox: extension \"outbox\" in database \"{}\" is version {}, the "
-                                            "library is version {}; waiting for the extension to be updated",
-                                            guc_database, installed_version, OUTBOX_VERSION),
-                                {}, "Run ALTER EXTENSION outbox UPDATE in that database. Events are kept meanwhile.");
-                    break;
-            }
-            extension_state_ = state;
-        }
-        return state == ExtensionState::Current;
+        wait_events_ = 2 + fds.size();
     }
 
     long wait_timeout_ms() {
         auto now = Clock::now();
-        if (now >= error_until_ && should_transact()) return 0;
-        auto deadline = std::min({claim_deadline_, next_prune_, secrets_change_at_, limits_wake_, dispatch_retry_at_});
-        if (!finished_.empty()) deadline = std::min(deadline, oldest_finished_ + kFlushDelay);
-        if (now < error_until_) deadline = std::max(deadline, error_until_);
-        auto timeout = std::chrono::duration_cast<milliseconds>(deadline - now);
-        if (auto http = client_.timeout()) timeout = std::min(timeout, *http);
-        if (auto brokers = sinks_.timeout()) timeout = std::min(timeout, *brokers);
+        if (!agenda_.backing_off(now) && step_.due()) return 0;
+        auto deadline = std::min({agenda_.claim_deadline(), housekeeping_.next_prune(), step_.secrets_change_at(),
+                                  sending_.limits_wake(), agenda_.dispatch_retry_at(), step_.flush_by()});
+        if (agenda_.backing_off(now)) deadline = std::max(deadline, agenda_.error_until());
+        auto timeout = sending_.timeout(std::chrono::duration_cast<milliseconds>(deadline - now));
         return std::max<long>(0, static_cast<long>(timeout.count()));
     }
 
     void wait() {
-        if (sinks_.take_fds_changed()) make_wait_set();
+        if (sending_.take_fds_changed()) make_wait_set();
         long timeout = wait_timeout_ms();
         std::vector<WaitEvent> events(wait_events_);
         int n = pg_call([&] {
             return WaitEventSetWait(wait_set_, timeout, events.data(), static_cast<int>(events.size()),
-                                    in_flight_.empty() ? wait_event_worker_idle() : wait_event_worker_http());
+                                    holdings_.in_flight.empty() ? wait_event_worker_idle() : wait_event_worker_http());
         });
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {
                 pg_call([] { ResetLatch(MyLatch); });
-                want_claim_ = dispatch_due_ = true;  // a commit with new events, or a NOTIFY
+                agenda_.wake();  // a commit with new events, or a NOTIFY
             }
         }
     }
@@ -1028,18 +207,17 @@ private:
     // Clean stop (SIGTERM): write what finished, and hand unfinished claims
     // back at once instead of letting them wait for the lease.
     void shutdown() {
-        client_.perform();
-        sinks_.perform();
-        collect_completed();
+        sending_.perform();
+        sending_.collect_completed();
         std::vector<InFlight> unfinished;
-        for (const auto& [tag, d] : in_flight_) unfinished.push_back(d);
-        hand_back_ready();
+        for (const auto& [tag, d] : holdings_.in_flight) unfinished.push_back(d);
+        holdings_.hand_back_ready();
         try {
             in_transaction("outbox: shutdown", [&] {
                 if (!pg_call([] { return extension_installed(); })) return;
-                record(finished_);
+                record(holdings_.results.finished);
                 release(unfinished, unfinished.size(), false);
-                release(unsent_, unsent_.size(), true);
+                release(holdings_.unsent, holdings_.unsent.size(), true);
             });
         } catch (const PgError& e) {
             log_message(WARNING, fmt::format("outbox worker: on shutdown: {}", e.what()));
@@ -1047,51 +225,18 @@ private:
         log_message(LOG, fmt::format("outbox worker {} stopped", slot_));
     }
 
+    // The rooms, each depending only on those above it.
     int slot_;
-    Settings settings_;
-    http::Client client_;
-    BrokerSinks sinks_;
-    Undeliverable undeliverable_;
-    std::uint64_t sink_options_version_ = 0;
-    std::size_t wait_events_ = 3;
-    std::mt19937_64 rng_;
-    MemoryContext query_cxt_ = nullptr;
-    WaitEventSet* wait_set_ = nullptr;
-    std::map<int32, Endpoint> endpoints_;
-    std::string endpoints_version_;  // empty: not loaded
-    Clock::time_point secrets_change_at_ = Clock::time_point::max();
-    std::unordered_map<std::uint64_t, InFlight> in_flight_;
-    std::vector<Finished> finished_;
-    std::map<int32, std::deque<Ready>> ready_;  // claimed, waiting for a request slot
-    std::vector<InFlight> unsent_;  // claims never sent, to hand back in the next transaction
-    Pipelines pipelines_;           // claims behind a keyed request (claims.hpp)
-    // Pipelines claimed in the open transaction, attached once it commits.
-    std::vector<std::pair<std::uint64_t, std::deque<Ready>>> claimed_pipelines_;
-    std::map<int32, std::string> gone_;  // endpoints to disable, with the reason
-    std::vector<HealthNote> health_;      // endpoint health changes to tell
-    std::map<int32, int32> published_in_flight_;
-    Clock::time_point limits_wake_ = Clock::time_point::max();  // when a held endpoint may start again
-    Clock::time_point oldest_finished_{};
-    Clock::time_point claim_deadline_ = Clock::now();
-    // Housekeeping is worker 0's (see prune()); the others never get to it.
-    Clock::time_point next_prune_ = slot_ == 0 ? Clock::now() + kPruneInterval : Clock::time_point::max();
-    SweepCursor sweep_cursor_;
-    bool truncate_failed_ = false;
-    Clock::time_point error_until_{};
-    std::uint64_t last_tag_ = 0;
-    bool want_claim_ = true;
-    bool dispatch_due_ = true;  // events may have been committed since the last dispatch
-    Clock::time_point dispatch_retry_at_ = Clock::time_point::max();  // after another worker's dispatch
-    bool finished_keyed_ = false;   // a result in finished_ is of a keyed delivery
-    Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up
-    bool next_due_stale_ = true;    // look it up in the next transaction
-    std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
-    Clock::time_point next_dead_check_{};    // while busy, the dead rows are looked at no sooner
-    ExtensionState extension_state_ = ExtensionState::Current;
-    bool url_missing_logged_ = false;
+    Settings settings_;  // reloaded in place: the rooms hold a reference
+    Holdings holdings_;
+    core::Agenda agenda_{Clock::now()};
+    Scheduler scheduler_{slot_, settings_, holdings_, agenda_};
+    Sending sending_{slot_, settings_, holdings_, scheduler_};
+    Step step_{slot_, settings_, holdings_, agenda_, scheduler_, sending_};
+    Housekeeping housekeeping_{slot_, settings_, holdings_, agenda_};
     int consecutive_errors_ = 0;
-    std::size_t claim_rotation_ = 0;
-    std::size_t claimed_pending_ = 0;  // claimed in the open transaction, not started yet
+    std::size_t wait_events_ = 3;
+    WaitEventSet* wait_set_ = nullptr;
 };
 
 void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }

@@ -1,0 +1,144 @@
+#include "core/agenda.hpp"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+
+using outbox::core::Agenda;
+using std::chrono::milliseconds;
+
+namespace {
+
+const Agenda::Clock::time_point kT0 = Agenda::Clock::time_point{} + std::chrono::hours(1000);
+constexpr milliseconds kPoll(1000);
+
+// What a transaction that asked for up to 1,000 events found.
+Agenda::Found found(int dispatched, bool claimed_full = false, std::optional<int64_t> next_due_ms = std::nullopt) {
+    Agenda::Found f;
+    f.dispatch_limit = 1000;
+    f.dispatched = dispatched;
+    f.claimed_full = claimed_full;
+    f.next_due_ms = next_due_ms;
+    return f;
+}
+
+// An agenda whose first transaction (at kT0) found nothing to do.
+Agenda settled() {
+    Agenda agenda(kT0);
+    agenda.check_timers(kT0, kPoll);
+    agenda.after_transaction(kT0, kPoll, found(0, false, -1));
+    return agenda;
+}
+
+}  // namespace
+
+TEST(Agenda, AWorkerLooksAtOnceWhenItStarts) {
+    Agenda agenda(kT0);
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.next_due_stale());
+    EXPECT_EQ(agenda.claim_deadline(), kT0);
+    EXPECT_FALSE(agenda.backing_off(kT0));
+}
+
+TEST(Agenda, NothingFoundSleepsUntilThePoll) {
+    Agenda agenda = settled();
+    EXPECT_FALSE(agenda.wants_claim());
+    EXPECT_FALSE(agenda.dispatch_due());
+    EXPECT_FALSE(agenda.next_due_stale());
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + kPoll);
+    agenda.check_timers(kT0 + kPoll - milliseconds(1), kPoll);
+    EXPECT_FALSE(agenda.wants_claim());
+    // The poll falls due: look for everything, and re-arm it.
+    agenda.check_timers(kT0 + kPoll, kPoll);
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.next_due_stale());
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + 2 * kPoll);
+}
+
+TEST(Agenda, ACommitWakesItToDispatchAndClaim) {
+    Agenda agenda = settled();
+    agenda.wake();
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_FALSE(agenda.next_due_stale()) << "the earliest retry has not changed";
+}
+
+TEST(Agenda, AFullClaimOrDispatchLooksAgainAndSharesTheWork) {
+    Agenda agenda = settled();
+    EXPECT_TRUE(agenda.after_transaction(kT0, kPoll, found(0, true)));
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_FALSE(agenda.dispatch_due());
+
+    EXPECT_TRUE(agenda.after_transaction(kT0, kPoll, found(1000)));
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+}
+
+TEST(Agenda, ABacklogFormingWakesTheOthersWithoutLookingAgain) {
+    Agenda agenda = settled();
+    EXPECT_FALSE(agenda.after_transaction(kT0, kPoll, found(15)));
+    EXPECT_TRUE(agenda.after_transaction(kT0, kPoll, found(16)));
+    EXPECT_FALSE(agenda.wants_claim());
+    EXPECT_FALSE(agenda.dispatch_due());
+}
+
+TEST(Agenda, AnotherWorkersDispatchIsWaitedOutWithoutWakingIt) {
+    Agenda agenda = settled();
+    EXPECT_FALSE(agenda.after_transaction(kT0, kPoll, found(-1)));
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_FALSE(agenda.wants_claim());
+    EXPECT_EQ(agenda.dispatch_retry_at(), kT0 + milliseconds(2));
+    agenda.check_timers(kT0 + milliseconds(2), kPoll);
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_EQ(agenda.dispatch_retry_at(), Agenda::Clock::time_point::max());
+}
+
+TEST(Agenda, TheEarliestRetryComesBeforeThePoll) {
+    Agenda agenda = settled();
+    agenda.after_transaction(kT0, kPoll, found(0, false, 300));
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + milliseconds(300));
+    EXPECT_FALSE(agenda.next_due_stale());
+    // Looked up again once it fell due.
+    agenda.check_timers(kT0 + milliseconds(300), kPoll);
+    EXPECT_TRUE(agenda.next_due_stale());
+    agenda.after_transaction(kT0 + milliseconds(301), kPoll, found(0));
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + milliseconds(301) + kPoll) << "the past retry is not kept";
+}
+
+TEST(Agenda, ARetryAlreadyDueMakesItLookAtOnce) {
+    Agenda agenda = settled();
+    agenda.after_transaction(kT0, kPoll, found(0, false, 0));
+    EXPECT_EQ(agenda.claim_deadline(), kT0);
+}
+
+TEST(Agenda, APauseEndingMakesItLookThen) {
+    Agenda agenda = settled();
+    agenda.look_by(kT0 + milliseconds(200));
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + milliseconds(200));
+    agenda.look_by(kT0 + milliseconds(500));
+    EXPECT_EQ(agenda.claim_deadline(), kT0 + milliseconds(200)) << "a later pause does not postpone it";
+}
+
+TEST(Agenda, AnErrorBacksOffThenLooksForEverything) {
+    Agenda agenda = settled();
+    agenda.back_off(kT0);
+    EXPECT_TRUE(agenda.backing_off(kT0 + milliseconds(999)));
+    EXPECT_FALSE(agenda.backing_off(kT0 + milliseconds(1000)));
+    EXPECT_EQ(agenda.error_until(), kT0 + milliseconds(1000));
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.next_due_stale());
+}
+
+TEST(Agenda, RecordingAndRetriesAreLookedAtInTheSameTransaction) {
+    Agenda agenda = settled();
+    agenda.claim_after_recording();
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_FALSE(agenda.dispatch_due());
+    agenda.retry_written();
+    EXPECT_TRUE(agenda.next_due_stale());
+    agenda.stop_claiming();
+    EXPECT_FALSE(agenda.wants_claim());
+}
