@@ -28,6 +28,11 @@ state() {  # the installed packages, and the package's files as they are now
     while read -r f; do
         if [ -e "$f" ]; then sha256sum "$f"; else echo "absent $f"; fi
     done <"$work/files"
+    # and the modes of the folders they are in, up to / (postgres must
+    # still reach the server's programs and libraries afterwards)
+    while read -r f; do
+        while f=$(dirname "$f"); [ "$f" != / ]; do echo "$f"; done
+    done <"$work/files" | sort -u | xargs -r stat -c '%a %U:%G %n'
 }
 
 build() {
@@ -82,7 +87,12 @@ remove_package() {
     new=$(comm -13 <(awk '{print $2}' "$work/before" | grep -v '^/' | sort -u) \
                    <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 ~ /^i/ {print $2}' | sort -u))
     [ -z "$new" ] || DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $new
-    [ -d "$work/backup" ] && cp -a "$work/backup/." /
+    # Files only, each to its place: copying the backup's folders over /
+    # would give /usr the mode the backup's parents were made with.
+    local f
+    while read -r f; do
+        [ ! -e "$work/backup$f" ] || cp -a "$work/backup$f" "$f"
+    done <"$work/files"
     return 0
 }
 
