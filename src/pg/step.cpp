@@ -8,6 +8,7 @@
 #include "pg/replan.hpp"
 #include "pg/shmem.hpp"
 #include "pg/stats.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "utils/memutils.h"
@@ -219,19 +220,25 @@ bool Step::note_extension(ExtensionState state, const char* installed_version) {
     if (state != extension_state_) {
         switch (state) {
             case ExtensionState::Current:
-                log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering", guc_database));
+                log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering",
+                                             worker_database_name()));
                 break;
             case ExtensionState::Missing:
+                if (leaves_without_extension()) {  // serving every database with it: this one no more
+                    log_message(LOG, fmt::format("outbox: extension \"outbox\" was dropped in database \"{}\"; "
+                                                 "its workers stop", worker_database_name()));
+                    break;
+                }
                 log_message(LOG,
                             fmt::format("outbox: extension \"outbox\" is not installed in database \"{}\"; waiting",
-                                        guc_database),
+                                        worker_database_name()),
                             {}, "Run CREATE EXTENSION outbox in that database, or set outbox.database.");
                 break;
             case ExtensionState::OtherVersion:
                 log_message(LOG,
                             fmt::format("outbox: extension \"outbox\" in database \"{}\" is version {}, the "
                                         "library is version {}; waiting for the extension to be updated",
-                                        guc_database, installed_version, OUTBOX_VERSION),
+                                        worker_database_name(), installed_version, OUTBOX_VERSION),
                             {}, "Run ALTER EXTENSION outbox UPDATE in that database. Events are kept meanwhile.");
                 break;
         }
