@@ -229,8 +229,12 @@ void grant_workers() {
     int* grants = static_cast<int*>(MemoryContextAlloc(scratch, sizeof(int) * Max(n_databases, 1)));
     int* index = static_cast<int*>(MemoryContextAlloc(scratch, sizeof(int) * Max(n_databases, 1)));
     int n = 0, probes = 0;
-    for (int i = 0; i < n_databases; i++)
-        if (databases[i].extension == Extension::Unknown && worker_running(&databases[i].workers, 0)) probes++;
+    bool starving = false;  // a database has no worker: no background worker slot was free
+    for (int i = 0; i < n_databases; i++) {
+        const Database& d = databases[i];
+        if (d.extension == Extension::Unknown && worker_running(&d.workers, 0)) probes++;
+        starving = starving || (wants_serving(&d) && worker_lacks_slot(&d.workers, 0));
+    }
     for (int i = 0; i < n_databases; i++) {
         Database* d = &databases[i];
         d->grant = 0;
@@ -240,16 +244,23 @@ void grant_workers() {
         wants[n] = d->extension == Extension::Present ? Max(want, 1) : 1;
         index[n++] = i;
     }
-    core::share_workers(std::span<const int>(wants, n), std::span<int>(grants, n), guc_max_workers);
+    // Beyond one each, no more than max_worker_processes can run beside the
+    // launcher (other extensions and parallel queries take from it too).
+    // While a database has none, the others give up their second and later.
+    int budget = starving ? 0 : Min(guc_max_workers, max_worker_processes - 1);
+    core::share_workers(std::span<const int>(wants, n), std::span<int>(grants, n), budget);
     int total = 1;  // the launcher
     for (int k = 0; k < n; k++) {
         Database* d = &databases[index[k]];
         d->grant = grants[k];
         total += grants[k];
-        if (d->grant < wants[k] && d->grant != d->logged_grant)
-            ereport(LOG, (errmsg("outbox: database \"%s\" gets %d of the %d workers it asks for: "
-                                 "outbox.max_workers (%d) is shared by %d databases",
-                                 NameStr(d->name), d->grant, wants[k], guc_max_workers, n)));
+        if (d->grant < wants[k] && d->grant != d->logged_grant && !starving)
+            ereport(LOG, (errmsg("outbox: database \"%s\" gets %d of the %d workers it asks for: %d workers are "
+                                 "shared by %d databases",
+                                 NameStr(d->name), d->grant, wants[k], budget, n),
+                          errdetail("outbox.max_workers is %d, max_worker_processes %d (one is the launcher's); "
+                                    "every database gets at least one.",
+                                    guc_max_workers, max_worker_processes)));
         d->logged_grant = d->grant < wants[k] ? d->grant : 0;
     }
     if (total > max_worker_processes && total != logged_total)

@@ -13,7 +13,7 @@ namespace {
 constexpr long kMinRestartDelayMs = 1000;
 constexpr long kMaxRestartDelayMs = 60000;
 constexpr long kHealthyRunMs = 60000;  // a worker that ran this long resets its backoff
-constexpr long kNoSlotRetryMs = 5000;  // a worker slot may free up: try again soon
+constexpr long kNoSlotRetryMs = 1000;  // a worker slot may free up: try again soon
 
 bool start_worker(WorkerProcess* p, const WorkerStart& start, int slot) {
     BackgroundWorker worker;
@@ -56,6 +56,10 @@ bool start_worker(WorkerProcess* p, const WorkerStart& start, int slot) {
 }  // namespace
 
 bool worker_running(const DatabaseWorkers* w, int slot) { return w->procs[slot].handle != nullptr; }
+
+bool worker_lacks_slot(const DatabaseWorkers* w, int slot) {
+    return w->procs[slot].handle == nullptr && w->procs[slot].no_slot_logged;
+}
 
 int reap_workers(DatabaseWorkers* w, const char* database, TimestampTz now) {
     int running = 0;

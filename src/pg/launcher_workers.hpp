@@ -38,6 +38,8 @@ int reap_workers(DatabaseWorkers* w, const char* database, TimestampTz now);
 
 // Whether worker `slot` is running or starting.
 bool worker_running(const DatabaseWorkers* w, int slot);
+// Whether worker `slot` could not start for want of a background worker slot.
+bool worker_lacks_slot(const DatabaseWorkers* w, int slot);
 
 // Keeps workers 0 .. count-1 running, starting those whose delay has
 // passed, and stops those from `count` on. Returns how long (ms) until a

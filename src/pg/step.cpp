@@ -202,9 +202,10 @@ void Step::refresh_endpoints() {
     sending_.sync_sinks();
 }
 
-// Once per configuration: say that the default endpoint is off.
+// Once per configuration, by the first worker: say that the default
+// endpoint is off.
 void Step::note_url_missing() {
-    if (settings_.url.empty() && !url_missing_logged_) {
+    if (settings_.url.empty() && !url_missing_logged_ && slot_ == 0) {
         log_message(LOG, "outbox.url is not set: the default endpoint receives nothing until it is", {},
                     "Set outbox.url in postgresql.conf and reload, or create endpoints with "
                     "outbox.create_endpoint().");
