@@ -36,6 +36,7 @@ extern "C" {
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/logicallauncher.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -222,6 +223,11 @@ bool wants_serving(const Database* d) {
     return d->exists && d->enterable && d->named && !d->held && d->extension != Extension::Absent;
 }
 
+// Background worker processes that outbox's workers may have at most.
+int worker_processes_left() {
+    return max_worker_processes - 1 - (max_logical_replication_workers > 0 ? 1 : 0);
+}
+
 // Divides outbox.max_workers among the databases served; one worker each
 // while their extension is being looked for, at most kMaxProbes of them.
 void grant_workers() {
@@ -245,9 +251,10 @@ void grant_workers() {
         index[n++] = i;
     }
     // Beyond one each, no more than max_worker_processes can run beside the
-    // launcher (other extensions and parallel queries take from it too).
-    // While a database has none, the others give up their second and later.
-    int budget = starving ? 0 : Min(guc_max_workers, max_worker_processes - 1);
+    // launcher and PostgreSQL's logical replication launcher (other
+    // extensions and parallel queries take from it too). While a database
+    // has none, the others give up their second and later.
+    int budget = starving ? 0 : Min(guc_max_workers, worker_processes_left());
     core::share_workers(std::span<const int>(wants, n), std::span<int>(grants, n), budget);
     int total = 1;  // the launcher
     for (int k = 0; k < n; k++) {
@@ -258,18 +265,19 @@ void grant_workers() {
             ereport(LOG, (errmsg("outbox: database \"%s\" gets %d of the %d workers it asks for: %d workers are "
                                  "shared by %d databases",
                                  NameStr(d->name), d->grant, wants[k], budget, n),
-                          errdetail("outbox.max_workers is %d, max_worker_processes %d (one is the launcher's); "
-                                    "every database gets at least one.",
-                                    guc_max_workers, max_worker_processes)));
+                          errdetail("outbox.max_workers is %d; max_worker_processes (%d) leaves %d beside the "
+                                    "launchers. Every database gets at least one.",
+                                    guc_max_workers, max_worker_processes, worker_processes_left())));
         d->logged_grant = d->grant < wants[k] ? d->grant : 0;
     }
-    if (total > max_worker_processes && total != logged_total)
+    int needed = max_worker_processes + (total - 1 - worker_processes_left());
+    if (needed > max_worker_processes && total != logged_total)
         ereport(WARNING,
                 (errmsg("outbox: max_worker_processes (%d) is too small for the outbox launcher and %d workers "
                         "in %d databases", max_worker_processes, total - 1, n),
                  errhint("Raise max_worker_processes to at least %d and restart the server, or lower "
-                         "outbox.workers or outbox.max_workers.", total)));
-    logged_total = total > max_worker_processes ? total : 0;
+                         "outbox.workers or outbox.max_workers.", needed)));
+    logged_total = needed > max_worker_processes ? total : 0;
     MemoryContextReset(scratch);
 }
 

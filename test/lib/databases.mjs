@@ -26,9 +26,9 @@ export async function createDatabase(cluster, name, { sink, extension = true, op
 }
 
 export async function addEndpoint(cluster, database, sink, options = {}) {
-  const { name = 'own', maxInFlight = null } = options;
-  await cluster.query('SELECT outbox.create_endpoint($1, $2, secret => $3, max_in_flight => $4)',
-    [name, sink.url, TEST_SECRET, maxInFlight], database);
+  const { name = 'own', topics = ['*'], maxInFlight = null } = options;
+  await cluster.query('SELECT outbox.create_endpoint($1, $2, topics => $3, secret => $4, max_in_flight => $5)',
+    [name, sink.url, topics, TEST_SECRET, maxInFlight], database);
 }
 
 // Enqueues `n` events in `database` in one transaction; each payload names
