@@ -17,6 +17,10 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr auto kPruneInterval = std::chrono::seconds(10);
+// Nothing pruned and nothing recorded since the last round: an idle
+// database, whose rows can only age past their retention. Looked at less
+// often, so that an idle database costs next to nothing.
+constexpr auto kIdlePruneInterval = std::chrono::seconds(60);
 constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
 constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
@@ -52,6 +56,7 @@ void Housekeeping::prune() {
     int64 dead_retention = settings_.dead_retention_s;
     int64 attempt_retention = settings_.attempt_retention_s;
     bool more = false;
+    int64 pruned = 0;
     for (int round = 0;; round++) {
         int deleted = 0, swept = 0, attempts = 0, keys = 0;
         in_transaction("outbox: prune", [&] {
@@ -65,11 +70,15 @@ void Housekeeping::prune() {
             keys = pg_call([&] { return prune_idempotency_keys(kPruneBatch); });
         });
         more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch || keys == kPruneBatch;
+        pruned += deleted + swept + attempts + keys;
         if (!more || Clock::now() - started >= kPruneSlice) break;
     }
-    if (!more) truncate_when_empty();
+    bool idle = pruned == 0 && recorded_since_prune_ == 0;
+    recorded_since_prune_ = 0;
+    if (!more && !idle) truncate_when_empty();  // idle: it was looked at already
     bool busy = !holdings_.in_flight.empty() || !holdings_.ready.empty();
-    next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
+    next_prune_ = Clock::now() + (more ? (busy ? kPruneBusyInterval : milliseconds(0))
+                                       : idle ? kIdlePruneInterval : kPruneInterval);
 }
 
 // Worker 0 has outbox.deliveries vacuumed when a drain has left many

@@ -136,6 +136,7 @@ void Step::transact(Round& r) {
         // window is small and whose limit holds for all workers.
         if (got == asked && !holdings_.endpoints.at(endpoint_id).limited()) r.found.claimed_full = true;
     }
+    r.found.claimed = !r.claimed.empty();
     // The earliest retry changes when this worker writes one (other
     // workers watch their own), and is looked up again at each poll.
     if (!r.found.claimed_full && agenda_.next_due_stale())

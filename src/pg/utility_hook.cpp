@@ -12,6 +12,7 @@
 //   commit (a transaction callback, as enqueue's wake-up is): one rolled
 //   back changes nothing.
 // - CREATE EXTENSION outbox in a database the workers do not serve says so.
+// - COMMIT PREPARED wakes a worker of its database, as COMMIT does.
 //
 // Plain PostgreSQL code, no C++ objects: errors propagate as they would
 // from the command itself.
@@ -19,6 +20,7 @@
 
 #include "pg/gucs.hpp"
 #include "pg/launcher_requests.hpp"
+#include "pg/shmem.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -170,8 +172,10 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
     else
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
     if (creating_extension) warn_if_not_served();
-    // A prepared transaction's DDL was not told at its PREPARE.
+    // What a prepared transaction did was not told at its PREPARE: its
+    // events (a worker of this database looks at once) and its DDL.
     if (IsA(tree, TransactionStmt) && castNode(TransactionStmt, tree)->kind == TRANS_STMT_COMMIT_PREPARED) {
+        wake_a_worker();
         recheck_all_at_commit = true;
         rescan_at_commit = true;
     }

@@ -63,6 +63,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr int kMaxConsecutiveErrors = 5;
+constexpr milliseconds kOtherWorkersPoll{60000};
 
 class Worker {
 public:
@@ -70,7 +71,7 @@ public:
         // Requests a previous run of this slot counted against endpoint
         // limits ended with it.
         pg_call([&] { limits_forget_worker(slot_); });
-        settings_.paused = database_paused();
+        follow_database();
         make_wait_set();
     }
 
@@ -144,6 +145,16 @@ private:
         }
     }
 
+    // What differs from the settings in this database and this worker:
+    // outbox.paused as set for the database; and the poll, which only the
+    // first worker needs (commits wake it, and it wakes the others when
+    // there is more than it can take): the others poll rarely, as a safety
+    // net, so that an idle database costs one poll, not one per worker.
+    void follow_database() {
+        settings_.paused = database_paused();
+        if (slot_ > 0) settings_.poll_interval = std::max(settings_.poll_interval, kOtherWorkersPoll);
+    }
+
     // outbox.paused of this database: its own (ALTER DATABASE ... SET),
     // which the first worker reads again when a commit changed it, else the
     // server's.
@@ -164,7 +175,7 @@ private:
         pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
-        settings_.paused = database_paused();
+        follow_database();
         sending_.reload();
         listen_for_commits();
         step_.settings_changed();
