@@ -1,9 +1,42 @@
 # PGXS build of the extension: `make && make install` against the PostgreSQL
-# whose pg_config is first on PATH (or PG_CONFIG=...).
+# whose pg_config is first on PATH (or PG_CONFIG=...). Builds in the source
+# tree, or out of it with `make -f SRC/Makefile VPATH=SRC` (what Debian's
+# pg_buildext does, one build directory per server version).
 EXTENSION = outbox
 EXTVERSION = 0.2.0
 PREVIOUS_VERSION = 0.1.0
 MODULE_big = outbox
+
+# Where the sources are: the current directory, or VPATH for a build out of tree.
+src_root := $(if $(VPATH),$(VPATH),.)
+in_src = $(patsubst $(src_root)/%,%,$(wildcard $(addprefix $(src_root)/,$(1))))
+
+# The broker protocols (src/sink, one file each) and the client library each
+# needs, by its pkg-config name (Debian's -dev package in parentheses):
+#   nats   libnats      (libnats-dev)      nats:// and tls://
+#   amqp   librabbitmq  (librabbitmq-dev)  amqp:// and amqps://
+#   redis  hiredis      (libhiredis-dev)   redis://
+# BROKERS names the protocols wanted; each whose library pkg-config finds is
+# built in, the others are left out (with a warning), and the library refuses
+# their URLs (SQLSTATE 0A000). `make BROKERS=` builds none: webhooks only.
+# REQUIRE_BROKERS=yes makes a missing library an error (the Debian package).
+# Give `make install` the same BROKERS as `make`.
+BROKERS ?= nats amqp redis
+broker_library_nats = libnats
+broker_library_amqp = librabbitmq
+broker_library_redis = hiredis
+PKG_CONFIG ?= pkg-config
+unknown_brokers := $(filter-out nats amqp redis,$(BROKERS))
+ifneq ($(unknown_brokers),)
+$(error BROKERS: unknown protocol "$(unknown_brokers)" (nats, amqp and redis are known))
+endif
+found_brokers := $(foreach b,$(BROKERS),$(if $(shell $(PKG_CONFIG) --exists $(broker_library_$(b)) && echo y),$(b)))
+missing_brokers := $(filter-out $(found_brokers),$(BROKERS))
+ifneq ($(filter-out clean distclean dist,$(or $(MAKECMDGOALS),all)),)
+$(foreach b,$(missing_brokers),$(if $(filter yes,$(REQUIRE_BROKERS)),\
+  $(error $(broker_library_$(b)) not found by pkg-config: install it (Debian: $(broker_library_$(b):hiredis=libhiredis)-dev), or leave $(b) out with BROKERS),\
+  $(warning outbox: $(broker_library_$(b)) not found by pkg-config: building without $(b) (README, "Install"))))
+endif
 
 # The install script of the current version, and the upgrade script from the
 # previous release, are built from extension/src/ (see its README.md):
@@ -12,25 +45,30 @@ MODULE_big = outbox
 # grants) is written once and run by both. Released scripts are kept as they
 # shipped.
 SQL_REPLACEABLE = $(addprefix extension/src/, dispatch.sql delivery.sql endpoints.sql operations.sql idempotency.sql restore.sql views.sql grants.sql)
-DATA_built = extension/outbox--$(EXTVERSION).sql extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built), $(wildcard extension/outbox--*.sql))
+# (Named by absolute path: out of tree, scripts built in the source tree
+# before must not stand in for them.)
+DATA_built = $(addprefix $(CURDIR)/extension/,outbox--$(EXTVERSION).sql outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql)
+DATA = $(filter-out $(notdir $(DATA_built)),$(notdir $(wildcard $(src_root)/extension/outbox--*.sql)))
+DATA := $(addprefix extension/,$(DATA))
 
-CORE_SRCS = $(wildcard src/core/*.cpp) $(wildcard src/http/*.cpp) $(wildcard src/sink/*.cpp)
-PG_SRCS = $(wildcard src/pg/*.cpp)
+CORE_SRCS = $(call in_src,src/core/*.cpp src/http/*.cpp) \
+            $(filter-out $(addprefix src/sink/,$(addsuffix .cpp,nats amqp redis)),$(call in_src,src/sink/*.cpp)) \
+            $(addprefix src/sink/,$(addsuffix .cpp,$(found_brokers)))
+PG_SRCS = $(call in_src,src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
 # pg_regress suites (sql/*.sql, expected/*.out), run on a temporary instance
 # with the library preloaded by test/regress.sh (not by `make installcheck`,
 # which would need a running server started by hand).
-REGRESS = schema enqueue dispatch endpoints security gucs operations policy idempotency restore brokers
+REGRESS = schema enqueue dispatch endpoints security gucs operations policy idempotency restore brokers broker_missing
 # Isolation specs (specs/, expected/): concurrent claimers.
 ISOLATION = claim idempotency_concurrent
 
 PG_CONFIG ?= pg_config
-PG_CXXFLAGS = -std=c++20 -Isrc -DOUTBOX_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
-# The broker sinks (src/sink): libnats, rabbitmq-c, hiredis (pkg-config names
-# libnats, librabbitmq, hiredis).
-SHLIB_LINK = -lcurl -lfmt -lcrypto -lnats -lrabbitmq -lhiredis -lstdc++
+broker_defines = $(foreach b,$(found_brokers),-DOUTBOX_WITH_$(shell echo $(b) | tr a-z A-Z))
+PG_CXXFLAGS = -std=c++20 -I$(src_root)/src -DOUTBOX_VERSION='"$(EXTVERSION)"' $(broker_defines) -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+SHLIB_LINK = -lcurl -lfmt -lcrypto $(if $(found_brokers),$(shell $(PKG_CONFIG) --libs $(foreach b,$(found_brokers),$(broker_library_$(b))))) -lstdc++
+EXTRA_CLEAN = build/brokers.stamp outbox-$(EXTVERSION).zip
 
 # No LLVM bitcode for JIT inlining: it would need clang to compile our C++20,
 # and our functions gain nothing from inlining. `override` beats the value
@@ -40,11 +78,29 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Out of tree, the object and script directories must exist.
+ifdef VPATH
+$(shell mkdir -p src/core src/http src/sink src/pg extension build)
+endif
+
 # One file after another, a blank line between them.
-extension/outbox--$(EXTVERSION).sql: extension/src/preamble.sql extension/src/tables.sql $(SQL_REPLACEABLE)
+$(CURDIR)/extension/outbox--$(EXTVERSION).sql: extension/src/preamble.sql extension/src/tables.sql $(SQL_REPLACEABLE)
 	for f in $^; do cat $$f; echo; done > $@
-extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql: extension/src/upgrade/$(PREVIOUS_VERSION)--$(EXTVERSION).sql $(SQL_REPLACEABLE)
+$(CURDIR)/extension/outbox--$(PREVIOUS_VERSION)--$(EXTVERSION).sql: extension/src/upgrade/$(PREVIOUS_VERSION)--$(EXTVERSION).sql $(SQL_REPLACEABLE)
 	for f in $^; do cat $$f; echo; done > $@
 
-# The library's objects know its version (user agent, schema check).
-$(OBJS): Makefile
+# The library's objects know its version (user agent, schema check) and
+# which protocols are built in: a change of BROKERS builds them again.
+build/brokers.stamp: FORCE
+	@mkdir -p build
+	@echo '$(found_brokers)' | cmp -s - $@ 2>/dev/null || echo '$(found_brokers)' > $@
+$(OBJS): Makefile build/brokers.stamp
+.PHONY: FORCE
+
+# The PGXN release archive (META.json): the tracked files of the working
+# tree, uncommitted changes included, under outbox-$(EXTVERSION)/.
+dist:
+	cd $(src_root) && tree=$$(git -c user.name=outbox -c user.email=dist@outbox.invalid stash create) && \
+	  git archive --format zip --prefix outbox-$(EXTVERSION)/ -o $(CURDIR)/outbox-$(EXTVERSION).zip $${tree:-HEAD}
+	@echo "wrote outbox-$(EXTVERSION).zip"
+.PHONY: dist

@@ -40,8 +40,7 @@ source "$root/scripts/deps.sh"
 source "$here/lib/cluster.sh"
 source "$here/lib/nginx.sh"
 
-ensure_deps cmake libgtest-dev libbenchmark-dev nginx gnuplot-nox wrk openssl \
-            nats-server libnats-dev rabbitmq-server librabbitmq-dev redis-server libhiredis-dev
+ensure_deps test nginx gnuplot-nox wrk && require_node 20 || exit 1
 export PATH="$(pg_config --bindir):$PATH"
 
 if [ "$build" = 1 ]; then

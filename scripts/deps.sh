@@ -1,12 +1,40 @@
-# Sourced by the demo and the test runner: installs what is missing on a
-# Debian machine (apt packages, then npm packages), and nothing else.
-# Usage: ensure_deps [extra apt packages...]
+# Sourced by the demo, the test runner and the benchmarks: installs what is
+# missing on a Debian machine (apt packages from scripts/dependencies, then
+# npm packages), and nothing else.
+# Usage: ensure_deps [group or apt package...]
+# The groups build, nats, amqp, redis, demo and node are always installed:
+# the demo builds outbox with every broker, as a user building from source
+# with everything would.
 
-apt_packages=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libfmt-dev libssl-dev
-              g++ make pkg-config)
+# The Debian server the scripts build against (Debian 12's), for NN in
+# scripts/dependencies.
+debian_pg=15
+
+# The packages of the named groups of scripts/dependencies (NN replaced);
+# words that name no group are packages themselves.
+dependency_packages() {
+    local file word line found
+    file="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dependencies"
+    for word in "$@"; do
+        found=
+        while read -r line; do
+            [[ "$line" =~ ^$word[[:space:]]+(.*)$ ]] && found=${BASH_REMATCH[1]}
+        done < <(grep -v '^#' "$file")
+        if [ -z "$found" ]; then
+            echo "$word"
+        else
+            for pkg in $found; do
+                # Node.js from elsewhere (NodeSource) has npm in it: keep it.
+                if [ "$word" = node ] && command -v "${pkg/nodejs/node}" >/dev/null; then continue; fi
+                echo "${pkg//NN/$debian_pg}"
+            done
+        fi
+    done
+}
 
 ensure_deps() {
-    local wanted=("${apt_packages[@]}" "$@") missing=() pkg
+    local wanted=() missing=() pkg
+    mapfile -t wanted < <(dependency_packages build nats amqp redis demo node "$@")
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
@@ -33,10 +61,6 @@ ensure_deps() {
         [ -n "$own_policy" ] && rm -f "$policy"
         [ "$rc" = 0 ] || return 1
     fi
-    if ! command -v node >/dev/null; then
-        echo "node (20 or later) is required" >&2
-        return 1
-    fi
     local root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ] ||
@@ -44,6 +68,31 @@ ensure_deps() {
         echo "installing npm packages"
         (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
     fi
+}
+
+# Node.js $1 or later on PATH. Debian 12 has 18 (enough for the demo); the
+# tests and the Next.js example need 20: where node is older, Node.js
+# $node_version comes from the npm registry (the package node-linux-<arch>
+# holds the official binary) into $OUTBOX_NODE_CACHE, and goes first on PATH.
+node_version=20.20.2
+require_node() {
+    local major cache arch
+    major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null) || major=0
+    [ "$major" -ge "$1" ] && return 0
+    cache=${OUTBOX_NODE_CACHE:-/var/cache/outbox/node-$node_version}
+    case "$(uname -m)" in
+        x86_64) arch=x64 ;;
+        aarch64) arch=arm64 ;;
+        *) echo "Node.js $1 or later is needed (found: $(node --version 2>/dev/null || echo none))" >&2; return 1 ;;
+    esac
+    if [ ! -x "$cache/node_modules/node-linux-$arch/bin/node" ]; then
+        echo "Node.js $1 or later is needed (found: $(node --version)): installing $node_version into $cache"
+        mkdir -p "$cache" &&
+            npm install --prefix "$cache" --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version" || return 1
+    fi
+    export PATH="$cache/node_modules/node-linux-$arch/bin:$PATH"
+    echo "using $(command -v node) $(node --version)"
+    [ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$1" ]
 }
 
 # Builds the extension and installs it into the PostgreSQL of $PG_CONFIG

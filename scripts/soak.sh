@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/deps.sh
-ensure_deps
+ensure_deps && require_node 20 || exit 1
 build_and_install
 node test/soak.mjs "${1:-3}"
 OUTBOX_CRASH_SCALE=10 node --test test/e2e/crash.test.mjs

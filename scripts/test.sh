@@ -9,21 +9,27 @@
 #   bash scripts/test.sh --pg 18            PostgreSQL 18, built once by scripts/pg18.sh
 #   bash scripts/test.sh --pg 15            Debian's postgresql-15 (/usr/lib/postgresql/15)
 #   bash scripts/test.sh --pg-config PATH   the server of that pg_config
+#   ... --packaging                         also (as root, with a server in Debian's layout):
+#       the Debian package built, checked by lintian, installed, delivering and
+#       removed (test/packaging/deb.sh: Debian's PostgreSQL 15); the PGXN
+#       archive installed with pgxn into a copy of the server under test, as a
+#       build without broker libraries, tested (test/packaging/pgxn.sh)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 pg=
 pg_config=pg_config
+packaging=
 while [ $# -gt 0 ]; do
     case "$1" in
         --pg) pg=${2:?--pg needs a major version}; shift 2 ;;
         --pg-config) pg_config=${2:?--pg-config needs a path}; shift 2 ;;
-        *) echo "usage: $0 [--pg MAJOR | --pg-config PATH]" >&2; exit 2 ;;
+        --packaging) packaging=package; shift ;;
+        *) echo "usage: $0 [--pg MAJOR | --pg-config PATH] [--packaging]" >&2; exit 2 ;;
     esac
 done
 source scripts/deps.sh
-ensure_deps cmake libgtest-dev libbenchmark-dev python3 openssl prometheus-postgres-exporter \
-            nats-server libnats-dev rabbitmq-server librabbitmq-dev redis-server libhiredis-dev || exit 1
+ensure_deps test $packaging && require_node 20 || exit 1
 case "$pg" in
     '') ;;
     18) pg_config=$(bash scripts/pg18.sh) || { echo "could not build PostgreSQL 18"; exit 1; } ;;
@@ -71,6 +77,17 @@ suite "end-to-end (test/e2e)" node --test --test-concurrency=1 test/e2e/
 ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)
 [ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
 count "${ok:-0}" "${bad:-0}"
+
+if [ -n "$packaging" ]; then
+    # Each ends with its own "N passed, N failed".
+    for script in test/packaging/deb.sh test/packaging/pgxn.sh; do
+        suite "$script" bash "$script"
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+        ok=$(sed -nE 's/^([0-9]+) passed.*/\1/p' <<<"$line"); bad=$(sed -nE 's/.* ([0-9]+) failed$/\1/p' <<<"$line")
+        [ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
+        count "${ok:-0}" "${bad:-0}"
+    done
+fi
 
 rm -f "$log"
 echo

@@ -1,4 +1,13 @@
 \set SHOW_CONTEXT never
+-- This file needs a library with every broker protocol (the Makefile's
+-- BROKERS); sql/broker_missing.sql tests one built without them.
+SELECT current_setting('outbox.broker_protocols') = 'nats, amqp, redis' AS all_protocols \gset
+\if :all_protocols
+SHOW outbox.broker_protocols;
+\else
+\echo 'skipped: this library lacks broker protocols (sql/broker_missing.sql tests it)'
+\quit
+\endif
 -- Broker endpoints (nats://, tls://, amqp://, amqps://, redis://): created
 -- like HTTP ones; credentials in the URL are split off into the endpoint's
 -- secret (readable by no role) and never shown again; bad URLs are refused

@@ -1,8 +1,9 @@
 -- The outbox.* settings: defaults, units, validation, and who may see or
 -- change what.
+-- (outbox.broker_protocols depends on the build: sql/brokers.sql shows it.)
 SELECT name, setting, unit, context, vartype
 FROM pg_settings
-WHERE name LIKE 'outbox.%'
+WHERE name LIKE 'outbox.%' AND name <> 'outbox.broker_protocols'
 ORDER BY name;
 
 -- Units as PostgreSQL shows them.

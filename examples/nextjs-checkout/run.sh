@@ -16,6 +16,7 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 say "installing what is missing, building and installing the extension"
 ensure_deps
+require_node 20  # Next.js 16
 build_and_install
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 

@@ -15,6 +15,7 @@ public:
         NullValue,      // -> 22004 null_value_not_allowed
         TooLarge,       // -> 54000 program_limit_exceeded
         Reserved,       // -> 42939 reserved_name
+        NotSupported,   // -> 0A000 feature_not_supported
     };
 
     InvalidInput(Kind kind, std::string message, std::string detail = {}, std::string hint = {})

@@ -28,6 +28,7 @@ int sqlstate_of(core::InvalidInput::Kind kind) {
         case core::InvalidInput::Kind::NullValue: return ERRCODE_NULL_VALUE_NOT_ALLOWED;
         case core::InvalidInput::Kind::TooLarge: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
         case core::InvalidInput::Kind::Reserved: return ERRCODE_RESERVED_NAME;
+        case core::InvalidInput::Kind::NotSupported: return ERRCODE_FEATURE_NOT_SUPPORTED;
         case core::InvalidInput::Kind::InvalidValue: break;
     }
     return ERRCODE_INVALID_PARAMETER_VALUE;

@@ -5,6 +5,7 @@
 #include "core/signing.hpp"
 #include "core/trace.hpp"
 #include "core/validate.hpp"
+#include "sink/sink.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -293,6 +294,15 @@ void define_gucs() {
         "Off by default: committing transactions wake the workers directly, and NOTIFY "
         "serializes commits.",
         &guc_notify_on_enqueue, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    // Read-only: which broker protocols this build of the library has
+    // (the Makefile's BROKERS); create_endpoint refuses the others.
+    static std::string brokers = sink::built_in_protocols();
+    static char* broker_protocols = nullptr;
+    DefineCustomStringVariable(
+        "outbox.broker_protocols", "Broker protocols this build of the library delivers to.",
+        "nats, amqp, redis when built with libnats, librabbitmq and hiredis; empty: webhooks only.",
+        &broker_protocols, brokers.c_str(), PGC_INTERNAL, GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, nullptr,
+        nullptr, nullptr);
     MarkGUCPrefixReserved("outbox");
 }
 

@@ -41,6 +41,8 @@ void Sending::sync_sinks() {
     for (const auto& [id, error] : sinks_.sync(holdings_.endpoints, sink_options(), sink_options_version_))
         log_message(WARNING, fmt::format("outbox worker: endpoint \"{}\" cannot be delivered to: {}",
                                          holdings_.endpoints.at(id).name, error));
+    // A protocol this library lacks: nothing is claimed for the endpoint (as if disabled here).
+    for (const auto& [id, reason] : sinks_.unavailable()) holdings_.endpoints.at(id).enabled = false;
 }
 
 void Sending::reload() {

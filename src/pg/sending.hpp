@@ -41,6 +41,9 @@ public:
 
     // Brings the broker sinks in line with the endpoints just loaded.
     void sync_sinks();
+    // Endpoints of a protocol this library lacks (BrokerSinks::unavailable()):
+    // sync_sinks() leaves them disabled in this worker, so nothing is claimed for them.
+    const std::map<int32, std::string>& unavailable() const { return sinks_.unavailable(); }
     // The settings were reloaded: the HTTP client takes the new ones, and
     // the sinks are made again with them.
     void reload();

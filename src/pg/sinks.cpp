@@ -13,11 +13,13 @@ std::vector<std::pair<int32, std::string>> BrokerSinks::sync(const std::map<int3
                                                              std::uint64_t options_version) {
     std::vector<std::pair<int32, std::string>> errors;
     std::map<int32, Entry> fresh;
+    unavailable_.clear();
     for (const auto& [id, e] : endpoints) {
         if (!e.broker || !e.enabled) continue;
         // Never shown: it has the credentials in it.
         std::string identity = fmt::format("{}\n{}\n{}", e.url, sink::credentials_secret(e.credentials), options_version);
         if (auto old = active_.find(id); old != active_.end() && old->second.identity == identity) {
+            if (old->second.unavailable) unavailable_.emplace(id, old->second.error);
             fresh.emplace(id, std::move(old->second));
             active_.erase(old);
             continue;
@@ -29,6 +31,11 @@ std::vector<std::pair<int32, std::string>> BrokerSinks::sync(const std::map<int3
             fds_changed_ = true;
         } catch (const core::InvalidInput& error) {
             entry.error = error.what();
+            if (error.kind() == core::InvalidInput::Kind::NotSupported) {
+                entry.error += "; deliveries wait until the server runs an outbox library that has it";
+                entry.unavailable = true;
+                unavailable_.emplace(id, entry.error);
+            }
             errors.emplace_back(id, entry.error);
         }
         fresh.emplace(id, std::move(entry));

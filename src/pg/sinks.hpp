@@ -27,9 +27,16 @@ public:
     // Brings the sinks in line with the endpoints. `options_version` changes
     // when the connection settings do (a reload): every sink is made again.
     // Returns the endpoints whose URL could not be made into a sink, with
-    // the reason (their messages fail at once).
+    // the reason (their messages fail at once), and those of unavailable().
     std::vector<std::pair<int32, std::string>> sync(const std::map<int32, Endpoint>& endpoints,
                                                     const sink::Options& options, std::uint64_t options_version);
+
+    // The endpoints of a protocol this build of the library lacks (a
+    // database restored or upgraded into a server built without its client
+    // library), with the reason. The worker claims nothing for them: their
+    // deliveries wait, no attempt counted, until a library that has the
+    // protocol runs (pg/undeliverable.hpp tells them why).
+    const std::map<int32, std::string>& unavailable() const { return unavailable_; }
 
     // Publishes through the endpoint's sink; without one (not a broker
     // endpoint, or one whose sink could not be made), the message fails at
@@ -54,10 +61,12 @@ private:
         std::string identity;  // URL, credentials and settings it was made with
         std::unique_ptr<sink::Sink> sink;
         std::string error;     // why there is no sink
+        bool unavailable = false;  // because this build lacks the protocol
     };
     void retire(std::unique_ptr<sink::Sink> sink);
 
     std::map<int32, Entry> active_;
+    std::map<int32, std::string> unavailable_;
     std::vector<std::unique_ptr<sink::Sink>> retired_;
     std::vector<sink::Outcome> pending_;  // outcomes not taken yet: no sink to go to, or of a sink destroyed
     bool fds_changed_ = false;

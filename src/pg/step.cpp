@@ -116,6 +116,7 @@ void Step::transact(Round& r) {
     if (!r.active) return;
     pg_call([] { replan_if_grown(); });
     refresh_endpoints();
+    if (slot_ == 0) pg_call([&] { undeliverable_.note(sending_.unavailable()); });
     ClaimPlan plan = scheduler_.claim_plan();
     std::map<int32, int> leased;  // per endpoint, by the dispatch
     // Only when events may have come: a transaction that just

@@ -21,6 +21,7 @@ extern "C" {
 #include "pg/sending.hpp"
 #include "pg/settings.hpp"
 #include "pg/transaction.hpp"
+#include "pg/undeliverable.hpp"
 
 namespace outbox::pg {
 
@@ -70,6 +71,7 @@ private:
     Sending& sending_;
     MemoryContext query_cxt_;  // the rows of one transaction; reset after it
     Claimer claimer_;
+    Undeliverable undeliverable_;  // worker 0 tells why deliveries wait (pg/undeliverable.hpp)
     std::string endpoints_version_;  // empty: not loaded
     Clock::time_point secrets_change_at_ = Clock::time_point::max();
     ExtensionState extension_state_ = ExtensionState::Current;

@@ -25,7 +25,70 @@ void refuse_rediss(std::string_view url) {
                        "(e.g. stunnel) and add its loopback address to outbox.allowed_networks.");
 }
 
+#ifdef OUTBOX_WITH_NATS
+constexpr bool kNats = true;
+#else
+constexpr bool kNats = false;
+#endif
+#ifdef OUTBOX_WITH_AMQP
+constexpr bool kAmqp = true;
+#else
+constexpr bool kAmqp = false;
+#endif
+#ifdef OUTBOX_WITH_REDIS
+constexpr bool kRedis = true;
+#else
+constexpr bool kRedis = false;
+#endif
+
+const Protocol& protocol_of(Scheme scheme) {
+    const std::vector<Protocol>& all = protocols();
+    switch (scheme) {
+        case Scheme::Nats:
+        case Scheme::NatsTls: return all[0];
+        case Scheme::Amqp:
+        case Scheme::Amqps: return all[1];
+        case Scheme::Redis:
+        case Scheme::Rediss: break;
+    }
+    return all[2];
+}
+
+void require_built_in(Scheme scheme) {
+    const Protocol& p = protocol_of(scheme);
+    if (p.built_in) return;
+    std::string others;
+    for (const Protocol& q : protocols())
+        if (q.built_in) others += fmt::format("{}{}", others.empty() ? "" : ", ", q.schemes);
+    throw InvalidInput(
+        InvalidInput::Kind::NotSupported,
+        fmt::format("{} URLs are not supported: this outbox library was built without {}", p.schemes, p.library),
+        others.empty() ? "It delivers to webhooks only."
+                       : fmt::format("It delivers to webhooks and to {} URLs.", others),
+        fmt::format("Install a build of outbox that has {}: Debian's package postgresql-NN-outbox, or make && make "
+                    "install with {} installed; then restart the server (README, \"Install\").",
+                    p.library, p.package));
+}
+
 }  // namespace
+
+const std::vector<Protocol>& protocols() {
+    static const std::vector<Protocol> all{
+        {"nats", "nats:// and tls://", "libnats", "libnats-dev", kNats},
+        {"amqp", "amqp:// and amqps://", "librabbitmq", "librabbitmq-dev", kAmqp},
+        {"redis", "redis://", "hiredis", "libhiredis-dev", kRedis},
+    };
+    return all;
+}
+
+std::string built_in_protocols() {
+    std::string out;
+    for (const Protocol& p : protocols())
+        if (p.built_in) out += fmt::format("{}{}", out.empty() ? "" : ", ", p.name);
+    return out;
+}
+
+void require_built_in(std::string_view url) { require_built_in(detail::parse_broker_url(url).scheme); }
 
 bool is_broker_url(std::string_view url) { return detail::scheme_of(url).has_value(); }
 
@@ -69,20 +132,37 @@ SplitUrl split_credentials(std::string_view url) {
     return out;
 }
 
-std::unique_ptr<Sink> make_sink(std::string_view url, const Credentials& credentials, const Options& options) {
+// (credentials and options go unused in a build without any protocol.)
+std::unique_ptr<Sink> make_sink(std::string_view url, [[maybe_unused]] const Credentials& credentials,
+                                [[maybe_unused]] const Options& options) {
     detail::BrokerUrl b = detail::parse_broker_url(url);
     if (b.has_userinfo)
         throw InvalidInput(InvalidInput::Kind::InvalidValue,
                            fmt::format("invalid broker URL \"{}\": credentials belong in the endpoint's secret",
                                        core::excerpt(core::redact_url(url))),
                            {}, "Split them off with split_credentials().");
+    if (b.scheme == Scheme::Rediss) refuse_rediss(url);
+    require_built_in(b.scheme);
+    // Only the protocols built in are compiled and linked (the Makefile's BROKERS).
     switch (b.scheme) {
         case Scheme::Nats:
-        case Scheme::NatsTls: return detail::make_nats_sink(std::move(b), credentials, options);
+        case Scheme::NatsTls:
+#ifdef OUTBOX_WITH_NATS
+            return detail::make_nats_sink(std::move(b), credentials, options);
+#endif
+            break;
         case Scheme::Amqp:
-        case Scheme::Amqps: return detail::make_amqp_sink(std::move(b), credentials, options);
-        case Scheme::Redis: return detail::make_redis_sink(std::move(b), credentials, options);
-        case Scheme::Rediss: refuse_rediss(url);
+        case Scheme::Amqps:
+#ifdef OUTBOX_WITH_AMQP
+            return detail::make_amqp_sink(std::move(b), credentials, options);
+#endif
+            break;
+        case Scheme::Redis:
+#ifdef OUTBOX_WITH_REDIS
+            return detail::make_redis_sink(std::move(b), credentials, options);
+#endif
+            break;
+        case Scheme::Rediss: break;
     }
     return nullptr;
 }

@@ -110,9 +110,29 @@ std::string credentials_secret(const Credentials& credentials);
 // never repeats the secret.
 Credentials credentials_from_secret(std::string_view url, std::string_view secret);
 
+// The protocols and the client library each needs. A build without a
+// protocol's library leaves the protocol out (the Makefile's BROKERS): its
+// URLs still parse, but require_built_in() and make_sink() refuse them.
+struct Protocol {
+    const char* name;     // "nats", "amqp", "redis"
+    const char* schemes;  // the URLs it takes: "nats:// and tls://"
+    const char* library;  // the client library: "libnats"
+    const char* package;  // Debian's package to build with it: "libnats-dev"
+    bool built_in;
+};
+const std::vector<Protocol>& protocols();
+
+// The protocols of this build, as "nats, amqp, redis" ("" when none).
+std::string built_in_protocols();
+
+// Throws core::InvalidInput (Kind::NotSupported) when the protocol of a
+// broker URL is not built in: which library it needs, and how to get it.
+void require_built_in(std::string_view url);
+
 // The sink for a validated broker URL without credentials in it. Throws
-// core::InvalidInput for a bad URL (or one with credentials), never
-// connects: the first start() does.
+// core::InvalidInput for a bad URL (or one with credentials), or with
+// Kind::NotSupported for a protocol this build lacks (require_built_in);
+// never connects: the first start() does.
 std::unique_ptr<Sink> make_sink(std::string_view url, const Credentials& credentials, const Options& options);
 
 }  // namespace outbox::sink

@@ -145,7 +145,8 @@ export async function pgUpgrade(old, { bindir = defaultBindir, conf = {} } = {})
 }
 
 // The handle of a cluster in `dir` (data directory, socket and log there),
-// run with the programs in `bindir`.
+// run with the programs in `bindir` (cluster.bindir: set it while the
+// cluster is stopped to start it with another build of the same server).
 function clusterHandle({ dir, port, database, bindir = defaultBindir, settings = {} }) {
   const data = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');
@@ -158,17 +159,17 @@ function clusterHandle({ dir, port, database, bindir = defaultBindir, settings =
     bindir,
     settings,
     async start() {
-      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { bindir });
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', 'start'], { bindir: cluster.bindir });
     },
     async stop({ mode = 'fast' } = {}) {
-      runAsPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop'], { check: false, bindir });
+      runAsPostgres('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop'], { check: false, bindir: cluster.bindir });
     },
     async restart({ mode = 'fast' } = {}) {
-      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart'], { bindir });
+      runAsPostgres('pg_ctl', ['-D', data, '-l', logFile, '-m', mode, '-w', '-t', '60', 'restart'], { bindir: cluster.bindir });
     },
     // Ends recovery of a standby; returns once it accepts writes.
     async promote() {
-      runAsPostgres('pg_ctl', ['-D', data, '-w', '-t', '60', 'promote'], { bindir });
+      runAsPostgres('pg_ctl', ['-D', data, '-w', '-t', '60', 'promote'], { bindir: cluster.bindir });
     },
     async query(sql, params = [], db = database) {
       const client = new pg.Client(connection(db));
@@ -210,7 +211,7 @@ function clusterHandle({ dir, port, database, bindir = defaultBindir, settings =
     // as the postgres user, connected to this cluster; returns its result
     // ({ status, stdout, stderr }). Files it writes belong in cluster.dir.
     run(program, args, options) {
-      return runAsPostgres(program, ['-h', dir, '-p', String(port), '-U', 'postgres', ...args], { bindir, ...options });
+      return runAsPostgres(program, ['-h', dir, '-p', String(port), '-U', 'postgres', ...args], { bindir: cluster.bindir, ...options });
     },
     literal(value) {
       return pg.escapeLiteral(String(value));

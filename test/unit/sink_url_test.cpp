@@ -131,7 +131,12 @@ TEST(BrokerUrl, SplitCredentials) {
     EXPECT_EQ(s.url, "amqp://h/");
     EXPECT_EQ(s.credentials.user, "a");
     EXPECT_EQ(s.credentials.password, "b@c");
-    EXPECT_NO_THROW(make_sink(split_credentials("amqp://u:p@127.0.0.1/").url, {}, {}));
+    // What is left is what make_sink takes (a build without AMQP refuses the protocol, nothing else).
+    try {
+        make_sink(split_credentials("amqp://u:p@127.0.0.1/").url, {}, {});
+    } catch (const InvalidInput& e) {
+        EXPECT_EQ(e.kind(), InvalidInput::Kind::NotSupported) << e.what();
+    }
 }
 
 TEST(SubjectTemplate, NatsEncoding) {
@@ -162,7 +167,19 @@ TEST(SubjectTemplate, RawAndErrors) {
         EXPECT_THROW(Template::parse(bad, Template::Encoding::Raw), InvalidInput) << bad;
 }
 
+// Whether this build has the protocol of `url` (make BROKERS=...);
+// BrokerProtocols.BuiltInOrRefused tests the refusal of the others.
+static bool built_in(std::string_view url) {
+    try {
+        require_built_in(url);
+        return true;
+    } catch (const InvalidInput&) {
+        return false;
+    }
+}
+
 TEST(BrokerSink, MakeSinkDoesNotConnect) {
+    if (!built_in("nats://h/s")) GTEST_SKIP() << "built without NATS";
     Options o;
     auto s = make_sink("nats://127.0.0.1:1/s", {}, o);
     ASSERT_TRUE(s);
@@ -176,6 +193,7 @@ TEST(BrokerSink, AddressPolicyRefusesBeforeConnecting) {
     Options o;
     o.allowed_networks = outbox::core::NetworkList::parse("127.0.0.1/32");
     for (const char* url : {"nats://127.0.0.2:4222/s", "amqp://127.0.0.2/", "redis://127.0.0.2/s"}) {
+        if (!built_in(url)) continue;
         auto s = make_sink(url, {"u", "s3cret", ""}, o);
         Message m;
         m.tag = 7;
@@ -230,4 +248,39 @@ TEST(CredentialsSecret, RefusesWithoutEchoing) {
         }
     }
     EXPECT_THROW(credentials_from_secret("https://h/", "a:b"), InvalidInput);
+}
+
+// Each protocol is built in or refused (the Makefile's BROKERS): a URL of
+// a protocol the build lacks is refused by require_built_in and make_sink
+// with Kind::NotSupported, naming the library and its Debian package.
+TEST(BrokerProtocols, BuiltInOrRefused) {
+    const std::pair<const char*, const char*> urls[] = {
+        {"nats", "nats://127.0.0.1/s"}, {"nats", "tls://h.example.com/s"}, {"amqp", "amqp://127.0.0.1/"},
+        {"amqp", "amqps://h.example.com/"}, {"redis", "redis://127.0.0.1/s"}};
+    std::string listed;
+    for (const Protocol& p : protocols())
+        if (p.built_in) listed += std::string(listed.empty() ? "" : ", ") + p.name;
+    EXPECT_EQ(built_in_protocols(), listed);
+    for (const auto& [name, url] : urls) {
+        const Protocol* protocol = nullptr;
+        for (const Protocol& p : protocols())
+            if (std::string_view(p.name) == name) protocol = &p;
+        ASSERT_NE(protocol, nullptr) << name;
+        if (protocol->built_in) {
+            EXPECT_NO_THROW(require_built_in(url)) << url;
+            EXPECT_NE(make_sink(url, {}, {}), nullptr) << url;
+            continue;
+        }
+        for (int through_make_sink = 0; through_make_sink < 2; through_make_sink++) {
+            try {
+                if (through_make_sink) make_sink(url, {}, {});
+                else require_built_in(url);
+                ADD_FAILURE() << url << " accepted without its library";
+            } catch (const InvalidInput& e) {
+                EXPECT_EQ(e.kind(), InvalidInput::Kind::NotSupported) << url;
+                EXPECT_NE(std::string(e.what()).find(protocol->library), std::string::npos) << e.what();
+                EXPECT_NE(e.hint().find(protocol->package), std::string::npos) << e.hint();
+            }
+        }
+    }
 }
