@@ -231,6 +231,21 @@ describe('many databases', () => {
       await cluster.query('ALTER DATABASE staging RESET outbox.paused', [], 'postgres');
       await sink.waitForIds(held);
 
+      // A copy made from production, with events production has not sent
+      // yet, paused before anything can run in it (README, "Several
+      // databases"): it sends none of them.
+      await cluster.query('ALTER DATABASE production SET outbox.paused = on', [], 'postgres');
+      await sleep(200);
+      const pending = await enqueue(cluster, 'production', 5);
+      await cluster.query('CREATE DATABASE copy TEMPLATE production ALLOW_CONNECTIONS false', [], 'postgres');
+      await cluster.query('ALTER DATABASE copy SET outbox.paused = on', [], 'postgres');
+      await cluster.query('ALTER DATABASE copy ALLOW_CONNECTIONS true', [], 'postgres');
+      await waitFor(async () => (await workersByDatabase(cluster)).copy === 1, { message: 'the copy served, paused' });
+      await cluster.query('ALTER DATABASE production RESET outbox.paused', [], 'postgres');
+      await sink.waitForIds(pending);
+      await sleep(1500);
+      assert.ok(pending.every((id) => sink.byId(id).length === 1), 'sent by production only, once');
+
       // The server's setting holds where a database has none of its own.
       await cluster.reload({ 'outbox.paused': 'on' });
       await cluster.query('ALTER DATABASE production SET outbox.paused = off', [], 'postgres');
