@@ -150,9 +150,10 @@ void rescan() {
     for (int i = 0; i < n; i++) {
         const DatabaseRow& row = rows[i];
         Database* d = find(row.oid);
+        bool named = every_database || position_in_list(NameStr(row.name)) >= 0;
         if (d == nullptr) {
             d = add(row.oid);
-        } else if (strcmp(NameStr(d->name), NameStr(row.name)) != 0 && d->named &&
+        } else if (strcmp(NameStr(d->name), NameStr(row.name)) != 0 && d->named && named &&
                    d->extension == Extension::Present) {
             ereport(LOG, (errmsg("outbox: database \"%s\" is now called \"%s\"; delivery goes on", NameStr(d->name),
                                  NameStr(row.name))));
@@ -160,7 +161,7 @@ void rescan() {
         d->name = row.name;
         d->exists = true;
         d->enterable = row.enterable;
-        d->named = every_database || position_in_list(NameStr(row.name)) >= 0;
+        d->named = named;
     }
     if (!every_database) note_named_databases(rows, n);
     MemoryContextSwitchTo(old);
@@ -293,11 +294,13 @@ long supervise(TimestampTz now) {
         if (d->grant == 0 || d->leaving) {
             stop_workers(&d->workers);
             if (running > 0) continue;  // their exits set the latch
-            if (d->entry != kNoEntry) free_database_entry(d->entry);
-            d->entry = kNoEntry;
+            if (d->entry != kNoEntry) {
+                free_database_entry(d->entry);
+                d->entry = kNoEntry;
+                if (wants_serving(d)) wait_ms = 0;  // to look for the extension again
+            }
             d->leaving = false;
             if (d->held) acknowledge_holds(d->oid);
-            if (wants_serving(d)) wait_ms = 0;  // to look for the extension again
             continue;
         }
         if (d->entry == kNoEntry) {

@@ -1,11 +1,12 @@
 // The delivery worker: one process per outbox.workers slot of a served
-// database (the launcher starts it there, by OID). Each round: move HTTP transfers and broker publishes on;
-// in one short transaction record finished ones, turn newly committed
-// events into deliveries (dispatch) and claim due deliveries, up to a batch
-// more than the free request slots; start claimed requests after it commits
-// and whenever a slot frees; then sleep on the latch, the HTTP sockets and
-// the broker sinks (pg/sinks.hpp: deliveries to nats://, amqp://, redis://
-// endpoints are published through them and decided like HTTP responses).
+// database (the launcher starts it there, by OID). Each round: move HTTP
+// transfers and broker publishes on; in one short transaction record
+// finished ones, turn newly committed events into deliveries (dispatch) and
+// claim due deliveries, up to a batch more than the free request slots;
+// start claimed requests after it commits and whenever a slot frees; then
+// sleep on the latch, the HTTP sockets and the broker sinks (pg/sinks.hpp:
+// deliveries to nats://, amqp://, redis:// endpoints are published through
+// them and decided like HTTP responses).
 //
 // This file is the loop. Each concern is a room that the loop owns and
 // calls (src/pg/README.md draws them):
@@ -26,15 +27,15 @@
 #include "pg/housekeeping.hpp"
 #include "pg/limits.hpp"
 #include "pg/log.hpp"
-#include "pg/stats.hpp"
-#include "pg/vacuum.hpp"
 #include "pg/recording.hpp"
 #include "pg/scheduler.hpp"
 #include "pg/sending.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
+#include "pg/stats.hpp"
 #include "pg/step.hpp"
 #include "pg/transaction.hpp"
+#include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
 extern "C" {
@@ -160,8 +161,12 @@ private:
     // server's.
     void follow_pause() {
         if (slot_ == 0 && database_settings_stale()) {
-            in_transaction("outbox: reading the database's settings",
-                           [] { pg_call([] { publish_database_settings(read_database_settings()); }); });
+            try {
+                in_transaction("outbox: reading the database's settings",
+                               [] { pg_call([] { publish_database_settings(read_database_settings()); }); });
+            } catch (const PgError& e) {  // read again at the next round
+                log_message(WARNING, fmt::format("outbox worker: reading the database's settings: {}", e.what()));
+            }
         }
         bool paused = database_paused();
         if (paused == settings_.paused) return;
