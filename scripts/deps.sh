@@ -6,6 +6,11 @@
 # the demo builds outbox with every broker, as a user building from source
 # with everything would.
 
+# The clusters run as postgres from folders these scripts make (copies of a
+# server, data directories): a umask of 077, as CI had, makes them unreadable
+# to it ("initdb: Permission denied").
+umask 022
+
 # The Debian server the scripts build against (Debian 12's), for NN in
 # scripts/dependencies.
 debian_pg=15

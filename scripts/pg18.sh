@@ -19,7 +19,13 @@ pg18_ensure() (
     # Bumped when what is built changes, so that an older build is replaced.
     local recipe="2: amcheck auto_explain pg_regress pg_isolation_regress"
     ready() { [ "$(cat "$cache/.outbox-recipe" 2>/dev/null)" = "$recipe" ]; }
-    ready && { echo "$cache/bin/pg_config"; return 0; }
+    # The tests run this server as postgres: its folders must be readable
+    # whatever the umask (CI's made the cache's parent 0700 once).
+    umask 022
+    if ready; then
+        [ "$(id -u)" != 0 ] || chmod go+rx "$(dirname "$cache")"
+        echo "$cache/bin/pg_config"; return 0
+    fi
     [ "$(id -u)" = 0 ] || { echo "pg18.sh: building PostgreSQL 18 needs root" >&2; return 1; }
     local start=$SECONDS parent
     parent=$(dirname "$cache")

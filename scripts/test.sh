@@ -47,8 +47,17 @@ build_and_install || { echo "build failed"; exit 1; }
 passed=0 failed=0 log=$(mktemp)
 count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
-# Runs a suite with its output shown and kept in $log; sets $rc.
-suite() { echo "== $1"; shift; "$@" >"$log" 2>&1; rc=$?; cat "$log"; }
+# Runs a suite with its output shown and kept in $log; sets $rc. A suite
+# that hangs is stopped after 40 minutes (the slowest, test/e2e, takes about
+# 15), so that a run always ends with its summary.
+suite() {
+    echo "== $1"; shift
+    timeout --kill-after=30s 40m "$@" >"$log" 2>&1; rc=$?; cat "$log"
+    [ "$rc" != 124 ] || echo "not ok - stopped after 40 minutes"
+}
+# node:test, one file at a time; a test is failed after 15 minutes, and a
+# file's process ends when its tests do, whatever it left open.
+node_test=(node --test --test-concurrency=1 --test-force-exit --test-timeout=900000)
 
 build_unit() {
     cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
@@ -68,12 +77,12 @@ count "$ok" "$bad"
 
 # The broker sinks against real nats-server (and a 3-node JetStream
 # cluster), redis-server and RabbitMQ on loopback; no PostgreSQL (about 1 min).
-suite "broker sinks (test/sink)" node --test --test-concurrency=1 test/sink/
+suite "broker sinks (test/sink)" "${node_test[@]}" test/sink/
 ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)
 [ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
 count "${ok:-0}" "${bad:-0}"
 
-suite "end-to-end (test/e2e)" node --test --test-concurrency=1 test/e2e/
+suite "end-to-end (test/e2e)" "${node_test[@]}" test/e2e/
 ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$log" | tail -1); bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$log" | tail -1)
 [ "$rc" = 0 ] || [ "${bad:-0}" -gt 0 ] || bad=1
 count "${ok:-0}" "${bad:-0}"

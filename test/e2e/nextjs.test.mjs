@@ -59,12 +59,12 @@ before(async () => {
   app = { proc, output: '', url: null };
   proc.stdout.on('data', (d) => { app.output += d; });
   proc.stderr.on('data', (d) => { app.output += d; });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  app.exited = exited;
-  await Promise.race([
-    waitFor(() => /^ready: /m.test(app.output), { timeout: 600000, interval: 200, message: 'run.sh to say ready' }),
-    exited.then((code) => { throw new Error(`run.sh exited (${code}):\n${app.output}`); }),
-  ]);
+  app.exited = new Promise((resolve) => proc.once('exit', resolve));
+  // One wait for either end, so that nothing is left polling (and keeping
+  // the test process alive) when run.sh fails.
+  await waitFor(() => /^ready: /m.test(app.output) || proc.exitCode !== null || proc.signalCode !== null,
+                { timeout: 600000, interval: 200, message: 'run.sh to say ready' });
+  if (!/^ready: /m.test(app.output)) throw new Error(`run.sh exited (${proc.exitCode ?? proc.signalCode}):\n${app.output}`);
   app.url = /^ready: (\S+)/m.exec(app.output)[1];
   const [, host, pgport] = / -h (\S+) -p (\d+) /.exec(/^database: .*$/m.exec(app.output)[0]);
   db = new pg.Client({ host, port: Number(pgport), user: 'postgres', database: 'shop' });
