@@ -75,10 +75,12 @@ void Housekeeping::prune() {
     }
     bool idle = pruned == 0 && recorded_since_prune_ == 0;
     recorded_since_prune_ = 0;
-    if (!more && !idle) truncate_when_empty();  // idle: it was looked at already
+    // Idle: looked at already, unless the tables were empty but locked
+    // then (autovacuum often is at work on them right after a drain).
+    if (!more && (!idle || truncate_again_)) truncate_again_ = !truncate_when_empty();
     bool busy = !holdings_.in_flight.empty() || !holdings_.ready.empty();
     next_prune_ = Clock::now() + (more ? (busy ? kPruneBusyInterval : milliseconds(0))
-                                       : idle ? kIdlePruneInterval : kPruneInterval);
+                                       : idle && !truncate_again_ ? kIdlePruneInterval : kPruneInterval);
 }
 
 // Worker 0 has outbox.deliveries vacuumed when a drain has left many
@@ -112,8 +114,9 @@ void Housekeeping::vacuum_when_needed() {
     }
 }
 
-void Housekeeping::truncate_when_empty() {
-    if (truncate_failed_) return;
+// False when the tables looked empty but could not be locked at once.
+bool Housekeeping::truncate_when_empty() {
+    if (truncate_failed_) return true;
     int64 freed = 0;
     try {
         in_transaction("outbox: truncate", [&] {
@@ -125,11 +128,13 @@ void Housekeeping::truncate_when_empty() {
         log_message(WARNING, fmt::format("outbox worker: could not truncate the empty queue tables: {}", e.what()),
                     {}, "Their space is reused, not given back. A foreign key that references "
                         "outbox.events prevents the truncation.");
-        return;
+        return true;
     }
+    if (freed < 0) return false;
     if (freed > 0)
         log_message(LOG, fmt::format("outbox: events and deliveries were empty; truncated them, "
                                      "giving back {} kB", freed / 1024));
+    return true;
 }
 
 }  // namespace outbox::pg

@@ -34,7 +34,7 @@ public:
 private:
     void prune();
     void vacuum_when_needed();
-    void truncate_when_empty();
+    bool truncate_when_empty();
 
     int slot_;
     const Settings& settings_;
@@ -44,6 +44,7 @@ private:
     Clock::time_point next_prune_;
     SweepCursor sweep_cursor_;
     bool truncate_failed_ = false;
+    bool truncate_again_ = false;  // empty, but locked by someone (autovacuum, a reader): try next round
     std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
     std::size_t recorded_since_prune_ = 0;   // results this worker wrote since its last prune
     Clock::time_point next_dead_check_{};    // while busy, the dead rows are looked at no sooner
