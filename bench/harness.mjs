@@ -26,6 +26,7 @@ import { measurePgNet } from './pgnet.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
 import { measureLatency } from './latency.mjs';
+import { measureDatabases } from './databases.mjs';
 import { buildRows, printTable } from './report.mjs';
 import { drawCharts } from './charts.mjs';
 
@@ -53,6 +54,7 @@ const phases = [
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],
   ['latency', measureLatency],
+  ['databases', measureDatabases],
 ];
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 

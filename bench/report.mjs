@@ -270,6 +270,18 @@ export function buildRows(r) {
           `transactions ${int(p.alone.transactions)} / ${int(p.limited.transactions)}; limited delivered ${int(p.limited.limitedDelivered)}`);
     }
   }
+  if (!failed('15 databases', 'one database draining beside nine idle', 'databases') && r.databases) {
+    const d = r.databases;
+    add('15 databases', `drain ${int(d.events)} events in one database, nine others served and idle, vs alone`,
+        `${fix(d.ratio)}× (${int(d.besidePerSecond)} vs ${int(d.alonePerSecond)} events/s)`, '≥ 0.90×',
+        d.done && d.ratio >= 0.9,
+        `median of ${d.ratios.length} per-pair ratios (order alternating), which ranged ` +
+        `${fix(Math.min(...d.ratios))}–${fix(Math.max(...d.ratios))}×; alone: the nine with ALLOW_CONNECTIONS false`);
+    const i = d.idle;
+    add('15 databases', `ten databases served and idle: CPU of their ${i.processes - 1} workers and the launcher`,
+        `${int(i.cpuMs)} ms in ${i.seconds} s (${fix(i.coreShare * 100, 3)} % of a core)`, '≈ 0 (≤ 0.5 % of a core)',
+        i.coreShare <= 0.005, 'utime + stime from /proc, after 30 s idle');
+  }
   return rows;
 }
 

@@ -9,7 +9,7 @@
 #   --no-build use the installed extension and the built micro_bench as they are
 #   --only=a,b run only some measurements: sink micro enqueue claim stats drain
 #              prune fanout attempts limited keyed tls brokers pgNet load pollingDrain
-#              latency (prune needs drain)
+#              latency databases (prune needs drain)
 #   --pg-net=DIR build pg_net from the source tree DIR (supabase/pg_net, not
 #              kept here) and compare it side by side (pgNet); without it
 #              that row says it was skipped

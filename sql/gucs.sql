@@ -32,9 +32,25 @@ ALTER SYSTEM SET outbox.paused = 'perhaps';
 ALTER SYSTEM SET outbox.max_attempts = 0;
 SET outbox.notify_on_enqueue = 'maybe';
 
--- Server-wide settings cannot be changed in a session.
+-- outbox.paused and outbox.workers are the server's (postgresql.conf) or a
+-- database's (ALTER DATABASE ... SET), never a session's.
 SET outbox.paused = on;
 SET outbox.workers = 4;
+SELECT set_config('outbox.paused', 'on', false);
+ALTER DATABASE contrib_regression SET outbox.paused = on;
+ALTER DATABASE contrib_regression SET outbox.workers = 3;
+ALTER DATABASE contrib_regression SET outbox.workers = 0;
+ALTER ROLE ALL IN DATABASE contrib_regression SET outbox.paused = 'maybe';
+SELECT s AS database_setting
+FROM pg_db_role_setting, unnest(setconfig) AS s
+WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) AND setrole = 0
+  AND s LIKE 'outbox.%'
+ORDER BY 1;
+ALTER DATABASE contrib_regression RESET outbox.workers;
+ALTER DATABASE contrib_regression RESET outbox.paused;
+-- outbox.database and outbox.max_workers are the server's only.
+ALTER DATABASE contrib_regression SET outbox.max_workers = 4;
+ALTER DATABASE contrib_regression SET outbox.database = 'x';
 
 -- The secret is for superusers only.
 CREATE ROLE regress_outbox_user LOGIN;

@@ -14,6 +14,9 @@ constexpr auto kErrorBackoff = std::chrono::seconds(1);
 // two).
 constexpr int kShareDispatched = 16;
 constexpr auto kDispatchRetry = milliseconds(2);  // another worker was dispatching: about its transaction's length
+constexpr int kQuietBeforeStretch = 3;
+constexpr int kMaxStretch = 16;
+constexpr auto kMaxStretchedPoll = milliseconds(10000);
 
 }  // namespace
 
@@ -22,12 +25,20 @@ void Agenda::back_off(Clock::time_point now) {
     look_again();
 }
 
+milliseconds Agenda::stretched_poll(milliseconds poll_interval, int quiet) {
+    int doublings = std::min(quiet - kQuietBeforeStretch + 1, 4);  // 2^4 = kMaxStretch
+    if (doublings <= 0) return poll_interval;
+    milliseconds stretched = std::min(poll_interval * (1 << doublings), poll_interval * kMaxStretch);
+    return std::max(poll_interval, std::min(stretched, kMaxStretchedPoll));
+}
+
 void Agenda::check_timers(Clock::time_point now, milliseconds poll_interval) {
     if (now >= claim_deadline_) {
         // The poll timer or the earliest retry fell due: look for work,
         // and re-arm the timer so that an idle worker does not spin.
         want_claim_ = dispatch_due_ = next_due_stale_ = true;
-        claim_deadline_ = now + poll_interval;
+        polled_ = true;
+        claim_deadline_ = now + stretched_poll(poll_interval, quiet_polls_);
         if (next_due_at_ <= now) next_due_at_ = Clock::time_point::max();  // looked up again
     }
     if (now >= dispatch_retry_at_) {
@@ -39,7 +50,10 @@ void Agenda::check_timers(Clock::time_point now, milliseconds poll_interval) {
 void Agenda::look_by(Clock::time_point until) { claim_deadline_ = std::min(claim_deadline_, until); }
 
 bool Agenda::after_transaction(Clock::time_point now, milliseconds poll_interval, const Found& found) {
-    claim_deadline_ = now + poll_interval;
+    if (found.dispatched != 0 || found.claimed) quiet_polls_ = 0;
+    else if (polled_) quiet_polls_++;
+    polled_ = false;
+    claim_deadline_ = now + stretched_poll(poll_interval, quiet_polls_);
     // A full batch or a full dispatch: there is probably more. Another
     // worker dispatching (-1) may have started before the commit that
     // woke this one: look again once it is done, without waking it.

@@ -23,7 +23,10 @@ public:
     explicit Agenda(Clock::time_point now) : claim_deadline_(now) {}
 
     // A commit with new events, or a NOTIFY: dispatch and claim.
-    void wake() { want_claim_ = dispatch_due_ = true; }
+    void wake() {
+        want_claim_ = dispatch_due_ = true;
+        quiet_polls_ = 0;
+    }
 
     // Anything may have changed (a reload, an error): dispatch, claim and
     // look up the earliest retry again.
@@ -60,12 +63,20 @@ public:
     struct Found {
         int dispatched = 0;      // events dispatched; -1: another worker was dispatching
         int dispatch_limit = 0;  // at most this many were asked for
+        bool claimed = false;                    // it claimed something
         bool claimed_full = false;               // a claim came back full: probably more
         std::optional<int64_t> next_due_ms;      // looked up: the earliest retry (-1: none)
     };
     // Re-arms the poll timer and decides what the next round does. Returns
     // whether the other workers should be woken to share the work.
     bool after_transaction(Clock::time_point now, std::chrono::milliseconds poll_interval, const Found& found);
+
+    // The poll interval once `quiet` polls in a row have found nothing: an
+    // idle database costs little more than its poll, so its polls space out.
+    // From the fourth quiet poll the interval doubles each time, up to 16
+    // times `poll_interval` but not beyond 10 s (never below `poll_interval`).
+    // A wake-up or work found brings it back.
+    static std::chrono::milliseconds stretched_poll(std::chrono::milliseconds poll_interval, int quiet);
 
     bool wants_claim() const { return want_claim_; }
     bool dispatch_due() const { return dispatch_due_; }
@@ -81,6 +92,8 @@ private:
     Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up
     bool next_due_stale_ = true;  // look it up in the next transaction
     Clock::time_point error_until_{};
+    int quiet_polls_ = 0;  // polls in a row that found nothing, since the last wake-up
+    bool polled_ = false;  // the round under way was started by the poll
 };
 
 }  // namespace outbox::core

@@ -1,4 +1,6 @@
-// Shared-memory tables with one slot per endpoint (stats.cpp, limits.cpp):
+// Shared-memory tables with one slot per endpoint of a database (stats.cpp,
+// limits.cpp; endpoint ids are per database, the default endpoint is 0 in
+// each):
 // found by a linear search (there are few endpoints), and when every slot is
 // taken the one used longest ago (an endpoint dropped since, most likely)
 // goes to the new endpoint. The caller holds the table's lock, exclusively
@@ -7,6 +9,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "miscadmin.h"
 #include "datatype/timestamp.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -16,14 +19,15 @@ extern "C" {
 
 namespace outbox::pg {
 
-// `Slot` is plain data with `int32 endpoint_id`, `bool used` and
-// `TimestampTz last_used`. Returns the endpoint's slot, or (with `take`) a
-// fresh, zeroed one for it; nullptr when it has none and `take` is false.
+// `Slot` is plain data with `Oid database`, `int32 endpoint_id`, `bool
+// used` and `TimestampTz last_used`. Returns the slot of the endpoint of
+// the caller's database, or (with `take`) a fresh, zeroed one for it;
+// nullptr when it has none and `take` is false.
 template <typename Slot, int N>
 Slot* endpoint_slot(Slot (&slots)[N], int32 endpoint_id, TimestampTz now, bool take) {
     Slot* victim = &slots[0];
     for (Slot& s : slots) {
-        if (s.used && s.endpoint_id == endpoint_id) {
+        if (s.used && s.database == MyDatabaseId && s.endpoint_id == endpoint_id) {
             if (take) s.last_used = now;
             return &s;
         }
@@ -32,9 +36,18 @@ Slot* endpoint_slot(Slot (&slots)[N], int32 endpoint_id, TimestampTz now, bool t
     if (!take) return nullptr;
     memset(static_cast<void*>(victim), 0, sizeof(Slot));
     victim->used = true;
+    victim->database = MyDatabaseId;
     victim->endpoint_id = endpoint_id;
     victim->last_used = now;
     return victim;
+}
+
+// Frees the slots of `database` (dropped, or its extension dropped: its
+// endpoint ids will be new ones).
+template <typename Slot, int N>
+void forget_database_slots(Slot (&slots)[N], Oid database) {
+    for (Slot& s : slots)
+        if (s.used && s.database == database) s.used = false;
 }
 
 // In the shared-memory startup hook: finds the shared struct `name`, or

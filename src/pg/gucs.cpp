@@ -11,6 +11,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/varlena.h"
 }
 
 #include <climits>
@@ -22,7 +23,8 @@ extern "C" {
 namespace outbox::pg {
 
 char* guc_database = nullptr;
-int guc_workers = 1;
+int guc_workers = 2;
+int guc_max_workers = 8;
 bool guc_paused = false;
 char* guc_url = nullptr;
 char* guc_secret = nullptr;
@@ -64,6 +66,33 @@ bool check_with(Fn&& fn) {
         GUC_check_errmsg("%s", e.what());
     }
     return false;
+}
+
+// Settings of the server, or of one database (ALTER DATABASE ... SET), but
+// not of a session: nothing there would read them.
+bool not_in_session(const char* name, GucSource source) {
+    if (source != PGC_S_SESSION) return true;
+    GUC_check_errcode(ERRCODE_CANT_CHANGE_RUNTIME_PARAM);
+    GUC_check_errmsg("parameter \"%s\" cannot be changed in a session", name);
+    GUC_check_errhint("Set it in postgresql.conf, or for one database with ALTER DATABASE ... SET.");
+    return false;
+}
+
+bool check_workers(int*, void**, GucSource source) { return not_in_session("outbox.workers", source); }
+bool check_paused(bool*, void**, GucSource source) { return not_in_session("outbox.paused", source); }
+
+bool check_database_list(char** newval, void**, GucSource) {
+    if (*newval == nullptr || strchr(*newval, ',') == nullptr) return true;
+    List* names = NIL;
+    char* copy = pstrdup(*newval);
+    bool ok = SplitGUCList(copy, ',', &names);
+    list_free(names);
+    pfree(copy);
+    if (!ok) {
+        GUC_check_errmsg("outbox.database must be empty, a database name or a comma-separated list of them");
+        GUC_check_errdetail("Got \"%s\".", *newval);
+    }
+    return ok;
 }
 
 bool check_url(char** newval, void**, GucSource) {
@@ -131,24 +160,45 @@ bool check_max_payload_size(int* newval, void**, GucSource source) {
 
 }  // namespace
 
+List* served_database_names() {
+    const char* setting = guc_database;
+    if (setting == nullptr || setting[0] == '\0') return NIL;
+    // One name is taken as it is written (as 0.2.0 did: a name with a space
+    // or capitals stays valid); a list is split like search_path, double
+    // quotes kept for names with commas.
+    if (strchr(setting, ',') == nullptr) return list_make1(pstrdup(setting));
+    List* names = NIL;
+    (void)SplitGUCList(pstrdup(setting), ',', &names);  // checked when set (check_database_list)
+    return names;
+}
+
 void define_gucs() {
     // Server-start settings can only be defined while the library is
     // preloaded; loaded later (not preloaded), there is no worker anyway.
     if (process_shared_preload_libraries_in_progress) {
         DefineCustomStringVariable(
-            "outbox.database", "Database whose outbox the background workers deliver.", nullptr,
-            &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+            "outbox.database", "Databases the background workers deliver the events of.",
+            "Empty: every database that has the extension. Else a name, or a comma-separated list.",
+            &guc_database, "", PGC_POSTMASTER, 0, check_database_list, nullptr, nullptr);
         DefineCustomIntVariable(
-            "outbox.workers", "Number of background workers claiming and delivering events.", nullptr,
-            // Two by default: on a small machine whose producers take every
-            // core, one worker gets too small a share of CPU to keep up
-            // (measured: 3,470 tps in, 2,618/s delivered); two keep pace and
-            // drain a backlog faster. Dispatch and claims are safe to share.
-            &guc_workers, 2, 1, kMaxWorkers, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+            "outbox.max_workers", "Delivery workers of all databases together.",
+            "When the databases ask for more, each still gets one and the rest is shared.",
+            &guc_max_workers, 8, 1, 10000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     }
+    // outbox.workers and outbox.paused may be set per database (ALTER
+    // DATABASE ... SET), which PostgreSQL accepts only of settings a
+    // superuser may change in a session: hence PGC_SUSET, and a check that
+    // refuses the session itself. The launcher reads them (launcher_catalog.cpp).
+    DefineCustomIntVariable(
+        "outbox.workers", "Background workers claiming and delivering events, per database.", nullptr,
+        // Two by default: on a small machine whose producers take every
+        // core, one worker gets too small a share of CPU to keep up
+        // (measured: 3,470 tps in, 2,618/s delivered); two keep pace and
+        // drain a backlog faster. Dispatch and claims are safe to share.
+        &guc_workers, 2, 1, kMaxWorkers, PGC_SUSET, 0, check_workers, nullptr, nullptr);
     DefineCustomBoolVariable(
         "outbox.paused", "When on, workers claim nothing and events accumulate.", nullptr,
-        &guc_paused, false, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+        &guc_paused, false, PGC_SUSET, 0, check_paused, nullptr, nullptr);
     DefineCustomStringVariable(
         "outbox.url", "Default webhook endpoint: receives every topic.",
         "Empty: events wait for the default endpoint until a URL is set.", &guc_url, "",

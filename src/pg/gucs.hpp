@@ -5,14 +5,16 @@
 
 extern "C" {
 #include "postgres.h"
+#include "nodes/pg_list.h"
 }
 
 namespace outbox::pg {
 
-constexpr int kMaxWorkers = 32;
+constexpr int kMaxWorkers = 32;  // per database
 
 extern char* guc_database;
 extern int guc_workers;
+extern int guc_max_workers;
 extern bool guc_paused;
 extern char* guc_url;
 extern char* guc_secret;
@@ -39,6 +41,10 @@ extern char* guc_tracestate;
 
 // outbox.log_attempts: which attempts outbox.attempts keeps.
 enum LogAttempts { kLogAttemptsNone, kLogAttemptsFailures, kLogAttemptsAll };
+
+// outbox.database as a list of names (palloc'd char*, in the current
+// memory context); NIL when it is empty: every database with the extension.
+List* served_database_names();
 
 // Defines every outbox.* GUC. Called from _PG_init, preloaded or not.
 void define_gucs();

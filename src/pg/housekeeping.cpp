@@ -17,6 +17,10 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr auto kPruneInterval = std::chrono::seconds(10);
+// Nothing pruned and nothing recorded since the last round: an idle
+// database, whose rows can only age past their retention. Looked at less
+// often, so that an idle database costs next to nothing.
+constexpr auto kIdlePruneInterval = std::chrono::seconds(60);
 constexpr auto kPruneSlice = milliseconds(50);          // longest one prune round runs
 constexpr auto kPruneBusyInterval = milliseconds(100);  // next round when one was not enough
 constexpr int kPruneBatch = 1000;
@@ -52,6 +56,7 @@ void Housekeeping::prune() {
     int64 dead_retention = settings_.dead_retention_s;
     int64 attempt_retention = settings_.attempt_retention_s;
     bool more = false;
+    int64 pruned = 0;
     for (int round = 0;; round++) {
         int deleted = 0, swept = 0, attempts = 0, keys = 0;
         in_transaction("outbox: prune", [&] {
@@ -65,11 +70,17 @@ void Housekeeping::prune() {
             keys = pg_call([&] { return prune_idempotency_keys(kPruneBatch); });
         });
         more = deleted == kPruneBatch || swept == kPruneBatch || attempts == kPruneBatch || keys == kPruneBatch;
+        pruned += deleted + swept + attempts + keys;
         if (!more || Clock::now() - started >= kPruneSlice) break;
     }
-    if (!more) truncate_when_empty();
+    bool idle = pruned == 0 && recorded_since_prune_ == 0;
+    recorded_since_prune_ = 0;
+    // Idle: looked at already, unless the tables were empty but locked
+    // then (autovacuum often is at work on them right after a drain).
+    if (!more && (!idle || truncate_again_)) truncate_again_ = !truncate_when_empty();
     bool busy = !holdings_.in_flight.empty() || !holdings_.ready.empty();
-    next_prune_ = Clock::now() + (!more ? kPruneInterval : busy ? kPruneBusyInterval : milliseconds(0));
+    next_prune_ = Clock::now() + (more ? (busy ? kPruneBusyInterval : milliseconds(0))
+                                       : idle && !truncate_again_ ? kIdlePruneInterval : kPruneInterval);
 }
 
 // Worker 0 has outbox.deliveries vacuumed when a drain has left many
@@ -103,8 +114,9 @@ void Housekeeping::vacuum_when_needed() {
     }
 }
 
-void Housekeeping::truncate_when_empty() {
-    if (truncate_failed_) return;
+// False when the tables looked empty but could not be locked at once.
+bool Housekeeping::truncate_when_empty() {
+    if (truncate_failed_) return true;
     int64 freed = 0;
     try {
         in_transaction("outbox: truncate", [&] {
@@ -116,11 +128,13 @@ void Housekeeping::truncate_when_empty() {
         log_message(WARNING, fmt::format("outbox worker: could not truncate the empty queue tables: {}", e.what()),
                     {}, "Their space is reused, not given back. A foreign key that references "
                         "outbox.events prevents the truncation.");
-        return;
+        return true;
     }
+    if (freed < 0) return false;
     if (freed > 0)
         log_message(LOG, fmt::format("outbox: events and deliveries were empty; truncated them, "
                                      "giving back {} kB", freed / 1024));
+    return true;
 }
 
 }  // namespace outbox::pg

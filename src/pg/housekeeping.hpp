@@ -23,7 +23,10 @@ public:
     void run();
 
     // The step wrote `n` results (each leaves a dead row behind).
-    void count_recorded(std::size_t n) { recorded_since_vacuum_ += n; }
+    void count_recorded(std::size_t n) {
+        recorded_since_vacuum_ += n;
+        recorded_since_prune_ += n;
+    }
 
     // When the next prune round is due (max: never, for the other workers).
     Clock::time_point next_prune() const { return next_prune_; }
@@ -31,7 +34,7 @@ public:
 private:
     void prune();
     void vacuum_when_needed();
-    void truncate_when_empty();
+    bool truncate_when_empty();
 
     int slot_;
     const Settings& settings_;
@@ -41,7 +44,9 @@ private:
     Clock::time_point next_prune_;
     SweepCursor sweep_cursor_;
     bool truncate_failed_ = false;
+    bool truncate_again_ = false;  // empty, but locked by someone (autovacuum, a reader): try next round
     std::size_t recorded_since_vacuum_ = 0;  // results this worker wrote since it last looked at dead rows
+    std::size_t recorded_since_prune_ = 0;   // results this worker wrote since its last prune
     Clock::time_point next_dead_check_{};    // while busy, the dead rows are looked at no sooner
 };
 

@@ -21,10 +21,11 @@ namespace outbox::pg {
 
 namespace {
 
-constexpr int kSlots = 256;
+constexpr int kSlots = 512;  // limited endpoints of all databases
 constexpr const char* kTranche = "outbox limits";
 
 struct Slot {
+    Oid database;
     int32 endpoint_id;
     bool used;
     TimestampTz last_used;
@@ -69,14 +70,23 @@ void limits_finish(int worker, int32 endpoint_id) {
     if (limits == nullptr) return;
     LWLockAcquire(limits->lock, LW_EXCLUSIVE);
     for (Slot& s : limits->slots)
-        if (s.used && s.endpoint_id == endpoint_id && s.active[worker] > 0) s.active[worker]--;
+        if (s.used && s.database == MyDatabaseId && s.endpoint_id == endpoint_id && s.active[worker] > 0)
+            s.active[worker]--;
     LWLockRelease(limits->lock);
 }
 
 void limits_forget_worker(int worker) {
     if (limits == nullptr) return;
     LWLockAcquire(limits->lock, LW_EXCLUSIVE);
-    for (Slot& s : limits->slots) s.active[worker] = 0;
+    for (Slot& s : limits->slots)
+        if (s.database == MyDatabaseId) s.active[worker] = 0;
+    LWLockRelease(limits->lock);
+}
+
+void limits_forget_database(Oid database) {
+    if (limits == nullptr) return;
+    LWLockAcquire(limits->lock, LW_EXCLUSIVE);
+    forget_database_slots(limits->slots, database);
     LWLockRelease(limits->lock);
 }
 

@@ -1,4 +1,4 @@
-// Per-endpoint limits shared by all workers: rate_limit (requests per
+// Per-endpoint limits shared by all workers of a database: rate_limit (requests per
 // second, spaced evenly: core/rate.hpp) and max_in_flight (requests at once,
 // counted per worker so that a worker that died leaves nothing behind once
 // it is restarted). PostgreSQL-only code: call through pg_call().
@@ -25,7 +25,11 @@ bool limits_try_start(int slot, int32 endpoint_id, double rate, int32 max_in_fli
 // A request that limits_try_start() let start has finished.
 void limits_finish(int slot, int32 endpoint_id);
 
-// Forgets every request worker `slot` had started (its start after a crash).
+// Forgets every request worker `slot` of this database had started (its
+// start after a crash, its clean exit).
 void limits_forget_worker(int slot);
+
+// The limits of `database` go (dropped, or its extension dropped).
+void limits_forget_database(Oid database);
 
 }  // namespace outbox::pg

@@ -3,6 +3,7 @@
 #include "pg/enqueue.hpp"
 #include "pg/gucs.hpp"
 #include "pg/shmem.hpp"
+#include "pg/utility_hook.hpp"
 #include "pg/worker.hpp"
 
 extern "C" {
@@ -22,18 +23,21 @@ namespace {
 
 // After COMMIT of a transaction that called enqueue(), set a worker's
 // latch: the events are visible now, so it finds them on its next claim.
-// Cheaper than NOTIFY, which serializes commits on a lock; and one worker,
-// not all, so that a commit costs one wake-up whatever outbox.workers is.
+// Cheaper than NOTIFY, which serializes commits on a lock; and one worker
+// of this database, not all, so that a commit costs one wake-up whatever
+// outbox.workers is. DDL the launcher must know of is told then too.
 void on_transaction_end(XactEvent event, void*) {
     switch (event) {
         case XACT_EVENT_COMMIT:
         case XACT_EVENT_PARALLEL_COMMIT:
             if (take_wake_on_commit()) wake_a_worker();
+            utility_transaction_end(true);
             break;
         case XACT_EVENT_ABORT:
         case XACT_EVENT_PARALLEL_ABORT:
         case XACT_EVENT_PREPARE:  // COMMIT PREPARED happens elsewhere: the poll finds it
             (void)take_wake_on_commit();
+            utility_transaction_end(false);
             break;
         default:
             break;
@@ -65,6 +69,7 @@ void _PG_init(void) {
     // schema and the files: nothing may be delivered or written then.
     if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade) {
         install_shmem_hooks();
+        install_utility_hook();
         register_launcher();
     }
 }

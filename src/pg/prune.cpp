@@ -215,8 +215,8 @@ int64 truncate_if_empty(int64 min_bytes) {
     Oid schema = get_namespace_oid("outbox", false);
     Oid events = get_relname_relid("events", schema);
     Oid deliveries = get_relname_relid("deliveries", schema);
-    if (!ConditionalLockRelationOid(events, AccessExclusiveLock)) return 0;
-    if (!ConditionalLockRelationOid(deliveries, AccessExclusiveLock)) return 0;
+    if (!ConditionalLockRelationOid(events, AccessExclusiveLock)) return -1;
+    if (!ConditionalLockRelationOid(deliveries, AccessExclusiveLock)) return -1;
     // The transaction's own snapshot may predate the locks (and under
     // REPEATABLE READ is kept): look again with the latest one.
     if (size_if_empty(GetLatestSnapshot()) < 0) return 0;

@@ -41,7 +41,8 @@ int sweep_unmatched(int64 retention_s, int limit, SweepCursor* cursor);
 // When outbox.events and outbox.deliveries hold no rows but together still
 // occupy at least `min_bytes` (B-tree indexes never shrink, and VACUUM gives
 // back only the heap's empty tail), truncates both, provided it can lock
-// them at once without waiting. Returns the bytes given back, 0 if it did not.
+// them at once without waiting. Returns the bytes given back, 0 if there was
+// nothing to give back, -1 if they looked empty but were locked.
 int64 truncate_if_empty(int64 min_bytes);
 
 }  // namespace outbox::pg

@@ -1,6 +1,11 @@
-// Shared memory: where committing backends find the workers' latches, and
-// where the workers share the pauses endpoints ask for (429/503 Retry-After).
+// Shared memory, per served database: where committing backends find the
+// latches of their database's workers, where those workers share the pauses
+// endpoints ask for (429/503 Retry-After), and what the launcher tells them
+// (the server's settings) and they tell it (whether the extension is there,
+// the settings made for the database). Nothing of one database is seen by another's workers.
 #pragma once
+
+#include "pg/database_settings.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -13,18 +18,61 @@ namespace outbox::pg {
 // Registers the shared memory request and startup hooks (preload only).
 void install_shmem_hooks();
 
-// Worker slot registration: a worker publishes its latch while it runs.
+// --- The launcher's side. An entry is taken for a database before its
+// first worker starts, and freed once none runs there.
+
+constexpr int kNoEntry = -1;
+// A free entry for `database`, its flags cleared; kNoEntry when none is free.
+int take_database_entry(Oid database);
+void free_database_entry(int entry);
+// At the launcher's start: entries a previous launcher left are freed (it
+// stopped its workers as it exited).
+void release_all_database_entries();
+// The server's outbox.paused and outbox.workers (postgresql.conf), which
+// hold where a database has none of its own; every worker is woken when
+// outbox.paused changed.
+void set_server_settings(bool paused, int workers);
+// outbox.workers for the entry's database, once its first worker has read
+// the database's settings; 0 before.
+int database_workers(int entry);
+// A commit may have changed the database's settings: its first worker
+// reads them again (it is woken).
+void ask_database_settings(int entry);
+// Whether a worker found the extension in the database (Unknown: not yet).
+enum class ExtensionFound { Unknown, Present, Absent };
+ExtensionFound database_extension(int entry);
+// Sets the latch of every running worker of the entry's database.
+void wake_database_workers(int entry);
+
+// --- A worker's side, in its own database's entry.
+
+// At the worker's start, once connected: the entry the launcher took for
+// its database. False when the entry is another database's now (the
+// launcher that started it is gone): the worker must leave.
+bool attach_worker(int entry);
+// outbox.paused for this database: its own setting, else the server's.
+bool database_paused();
+// Whether the settings made for this database are to be read (again), by
+// its first worker (database_settings.hpp), which publishes them: the
+// launcher is woken when outbox.workers changed, the database's other
+// workers when outbox.paused did.
+bool database_settings_stale();
+void publish_database_settings(const DatabaseSettings& settings);
+// Tells the launcher whether the extension is installed (sets its latch).
+void report_extension(ExtensionFound found);
+
+// A worker publishes its latch while it runs and claims.
 void publish_worker_latch(int slot, Latch* latch);
 void withdraw_worker_latch(int slot);
 
-// Sets the latch of one running worker, chosen by the caller's pid so that
-// many producers spread over the workers. One is enough to dispatch and
-// claim what a commit made visible; a worker that finds more than it can
-// take wakes the others (wake_other_workers). Safe in any backend; a no-op
-// when the library was not preloaded.
+// Sets the latch of one running worker of the caller's database, the first
+// one, so that a commit costs one wake-up whatever outbox.workers is; a
+// worker that finds more than it can take wakes the others
+// (wake_other_workers). Safe in any backend; a no-op when the library was
+// not preloaded or no worker serves this database.
 void wake_a_worker();
 
-// Sets the latches of every running worker but `slot`.
+// Sets the latches of every running worker of this database but `slot`.
 void wake_other_workers(int slot);
 
 // An endpoint that asked for a pause, until when.
@@ -34,18 +82,13 @@ struct EndpointPause {
 };
 constexpr int kMaxEndpointPauses = 64;
 
-// Records (or extends) a pause for every worker to see. With more paused
-// endpoints than kMaxEndpointPauses, the pause ending first is forgotten
-// (its own worker still keeps it).
+// Records (or extends) a pause for every worker of this database to see.
+// With more paused endpoints than kMaxEndpointPauses, the pause ending
+// first is forgotten (its own worker still keeps it).
 void share_endpoint_pause(int32 endpoint_id, TimestampTz until);
 
-// Copies the pauses that have not ended into `out` (kMaxEndpointPauses
-// entries); returns how many.
+// Copies the pauses of this database that have not ended into `out`
+// (kMaxEndpointPauses entries); returns how many.
 int shared_endpoint_pauses(EndpointPause* out);
-
-// Launcher bookkeeping, so that "database does not exist" is logged once per
-// postmaster lifetime rather than at every launcher restart.
-bool note_missing_database_once();
-void clear_missing_database_note();
 
 }  // namespace outbox::pg

@@ -28,10 +28,11 @@ namespace outbox::pg {
 
 namespace {
 
-constexpr int kSlots = 256;
+constexpr int kSlots = 512;  // endpoints of all databases
 constexpr const char* kTranche = "outbox stats";
 
 struct Slot {
+    Oid database;
     int32 endpoint_id;
     bool used;
     TimestampTz last_used;
@@ -39,9 +40,17 @@ struct Slot {
     core::EndpointCounters counters;
 };
 
+// When a database's counters were last reset (outbox.stats_reset()).
+struct Reset {
+    Oid database;
+    TimestampTz at;
+};
+constexpr int kResets = 64;
+
 struct SharedStats {
     LWLock* lock;
-    TimestampTz reset_at;
+    TimestampTz started_at;  // the counters of a database never reset count from here
+    Reset resets[kResets];   // the oldest is forgotten first (its database counts from started_at then)
     Slot slots[kSlots];
 };
 
@@ -60,8 +69,31 @@ Size stats_shmem_size() { return MAXALIGN(sizeof(SharedStats)); }
 void stats_request_lock() { RequestNamedLWLockTranche(kTranche, 1); }
 
 void stats_shmem_init() {
-    if (attach_shared(&stats, "outbox stats", kTranche)) stats->reset_at = GetCurrentTimestamp();
+    if (attach_shared(&stats, "outbox stats", kTranche)) stats->started_at = GetCurrentTimestamp();
 }
+
+namespace {
+
+// Under the lock.
+TimestampTz reset_time(Oid database) {
+    for (const Reset& r : stats->resets)
+        if (r.database == database) return r.at;
+    return stats->started_at;
+}
+
+void note_reset(Oid database, TimestampTz at) {
+    Reset* slot = &stats->resets[0];
+    for (Reset& r : stats->resets) {
+        if (r.database == database) {
+            slot = &r;
+            break;
+        }
+        if (r.at < slot->at) slot = &r;
+    }
+    *slot = Reset{database, at};
+}
+
+}  // namespace
 
 core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, TimestampTz now, int64 latency_us,
                                           int32* consecutive, TimestampTz* since) {
@@ -80,6 +112,23 @@ void publish_in_flight(int slot_number, int32 endpoint_id, int32 n) {
     LWLockAcquire(stats->lock, LW_EXCLUSIVE);
     Slot* slot = endpoint_slot(stats->slots, endpoint_id, GetCurrentTimestamp(), n > 0);
     if (slot != nullptr) slot->in_flight[slot_number] = n;
+    LWLockRelease(stats->lock);
+}
+
+void stats_forget_worker(int slot_number) {
+    if (stats == nullptr) return;
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    for (Slot& slot : stats->slots)
+        if (slot.used && slot.database == MyDatabaseId) slot.in_flight[slot_number] = 0;
+    LWLockRelease(stats->lock);
+}
+
+void stats_forget_database(Oid database) {
+    if (stats == nullptr) return;
+    LWLockAcquire(stats->lock, LW_EXCLUSIVE);
+    forget_database_slots(stats->slots, database);
+    for (Reset& r : stats->resets)
+        if (r.database == database) r = Reset{InvalidOid, 0};
     LWLockRelease(stats->lock);
 }
 
@@ -108,7 +157,7 @@ Datum outbox_endpoint_counters(PG_FUNCTION_ARGS) {
         int32 endpoint_id = PG_GETARG_INT32(0);
         TimestampTz now = GetCurrentTimestamp();
         LWLockAcquire(stats->lock, LW_SHARED);
-        values[8] = TimestampTzGetDatum(stats->reset_at);
+        values[8] = TimestampTzGetDatum(reset_time(MyDatabaseId));
         nulls[8] = false;
         if (const Slot* slot = endpoint_slot(stats->slots, endpoint_id, now, false)) {
             const outbox::core::EndpointCounters& c = slot->counters;
@@ -150,8 +199,8 @@ Datum outbox_stats_reset(PG_FUNCTION_ARGS) {
                         errhint("Add outbox to shared_preload_libraries and restart the server.")));
     LWLockAcquire(stats->lock, LW_EXCLUSIVE);
     for (Slot& slot : stats->slots)
-        if (slot.used) outbox::core::reset_counters(slot.counters);
-    stats->reset_at = GetCurrentTimestamp();
+        if (slot.used && slot.database == MyDatabaseId) outbox::core::reset_counters(slot.counters);
+    note_reset(MyDatabaseId, GetCurrentTimestamp());
     LWLockRelease(stats->lock);
     PG_RETURN_VOID();
 }

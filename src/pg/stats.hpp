@@ -1,4 +1,5 @@
-// The workers' per-endpoint counters in shared memory (pg_stat style: kept
+// The workers' per-endpoint counters in shared memory, per database (each
+// process counts and reads those of its own database) (pg_stat style: kept
 // by the workers as attempts finish, not by scanning history), behind
 // outbox.stats: delivered, failed attempts, last success and failure, the
 // current run of failures, requests in flight and commit-to-2xx latency over
@@ -28,6 +29,12 @@ core::HealthChange count_endpoint_attempt(int32 endpoint_id, bool success, Times
 
 // Worker `slot` has `n` requests of `endpoint_id` claimed and not finished.
 void publish_in_flight(int slot, int32 endpoint_id, int32 n);
+
+// Worker `slot` of this database ended: none of its requests is in flight.
+void stats_forget_worker(int slot);
+
+// The counters of `database` go (dropped, or its extension dropped).
+void stats_forget_database(Oid database);
 
 // The endpoint is failing as far as the database knows (its failing_since
 // survived a restart): its first success will be reported as a recovery.

@@ -8,6 +8,7 @@
 #include "pg/replan.hpp"
 #include "pg/shmem.hpp"
 #include "pg/stats.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "utils/memutils.h"
@@ -136,6 +137,7 @@ void Step::transact(Round& r) {
         // window is small and whose limit holds for all workers.
         if (got == asked && !holdings_.endpoints.at(endpoint_id).limited()) r.found.claimed_full = true;
     }
+    r.found.claimed = !r.claimed.empty();
     // The earliest retry changes when this worker writes one (other
     // workers watch their own), and is looked up again at each poll.
     if (!r.found.claimed_full && agenda_.next_due_stale())
@@ -202,9 +204,10 @@ void Step::refresh_endpoints() {
     sending_.sync_sinks();
 }
 
-// Once per configuration: say that the default endpoint is off.
+// Once per configuration, by the first worker: say that the default
+// endpoint is off.
 void Step::note_url_missing() {
-    if (settings_.url.empty() && !url_missing_logged_) {
+    if (settings_.url.empty() && !url_missing_logged_ && slot_ == 0) {
         log_message(LOG, "outbox.url is not set: the default endpoint receives nothing until it is", {},
                     "Set outbox.url in postgresql.conf and reload, or create endpoints with "
                     "outbox.create_endpoint().");
@@ -220,19 +223,25 @@ bool Step::note_extension(ExtensionState state, const char* installed_version) {
     if (state != extension_state_) {
         switch (state) {
             case ExtensionState::Current:
-                log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering", guc_database));
+                log_message(LOG, fmt::format("outbox: extension found in database \"{}\"; delivering",
+                                             worker_database_name()));
                 break;
             case ExtensionState::Missing:
+                if (leaves_without_extension()) {  // serving every database with it: this one no more
+                    log_message(LOG, fmt::format("outbox: extension \"outbox\" was dropped in database \"{}\"; "
+                                                 "its workers stop", worker_database_name()));
+                    break;
+                }
                 log_message(LOG,
                             fmt::format("outbox: extension \"outbox\" is not installed in database \"{}\"; waiting",
-                                        guc_database),
+                                        worker_database_name()),
                             {}, "Run CREATE EXTENSION outbox in that database, or set outbox.database.");
                 break;
             case ExtensionState::OtherVersion:
                 log_message(LOG,
                             fmt::format("outbox: extension \"outbox\" in database \"{}\" is version {}, the "
                                         "library is version {}; waiting for the extension to be updated",
-                                        guc_database, installed_version, OUTBOX_VERSION),
+                                        worker_database_name(), installed_version, OUTBOX_VERSION),
                             {}, "Run ALTER EXTENSION outbox UPDATE in that database. Events are kept meanwhile.");
                 break;
         }

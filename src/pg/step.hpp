@@ -44,6 +44,8 @@ public:
     // The endpoints are loaded again in the next transaction (after an
     // error, a reload).
     void forget_endpoints() { endpoints_version_.clear(); }
+    // The last transaction found no extension in the database.
+    bool extension_missing() const { return extension_state_ == ExtensionState::Missing; }
     // The settings were reloaded: the missing outbox.url is told again.
     void settings_changed() { url_missing_logged_ = false; }
 

@@ -61,6 +61,12 @@ bool start_deliveries_vacuum() {
     return true;
 }
 
+void stop_deliveries_vacuum() {
+    pid_t pid = 0;
+    if (last_vacuum != nullptr && GetBackgroundWorkerPid(last_vacuum, &pid) != BGWH_STOPPED)
+        TerminateBackgroundWorker(last_vacuum);
+}
+
 }  // namespace outbox::pg
 
 // The vacuum worker: VACUUM (SKIP_LOCKED) outbox.deliveries, run as a

@@ -24,4 +24,8 @@ int64 deliveries_dead_tuples();
 // still running. Returns whether one was started.
 bool start_deliveries_vacuum();
 
+// Stops the vacuum worker this process started, if it runs (the worker is
+// leaving: a DROP DATABASE may be waiting for the database to be free).
+void stop_deliveries_vacuum();
+
 }  // namespace outbox::pg

@@ -14,5 +14,6 @@ namespace outbox::pg {
 uint32 wait_event_launcher_main();  // OutboxLauncherMain: between checks of the workers
 uint32 wait_event_worker_idle();    // OutboxWorkerIdle: no request in flight, waiting for work
 uint32 wait_event_worker_http();    // OutboxWorkerHttp: waiting on webhook requests in flight
+uint32 wait_event_hold();           // OutboxHoldDatabase: a DROP/RENAME waiting for a database's workers to stop
 
 }  // namespace outbox::pg

@@ -1,11 +1,12 @@
-// The delivery worker: one process per outbox.workers slot, connected to
-// outbox.database. Each round: move HTTP transfers and broker publishes on;
-// in one short transaction record finished ones, turn newly committed
-// events into deliveries (dispatch) and claim due deliveries, up to a batch
-// more than the free request slots; start claimed requests after it commits
-// and whenever a slot frees; then sleep on the latch, the HTTP sockets and
-// the broker sinks (pg/sinks.hpp: deliveries to nats://, amqp://, redis://
-// endpoints are published through them and decided like HTTP responses).
+// The delivery worker: one process per outbox.workers slot of a served
+// database (the launcher starts it there, by OID). Each round: move HTTP
+// transfers and broker publishes on; in one short transaction record
+// finished ones, turn newly committed events into deliveries (dispatch) and
+// claim due deliveries, up to a batch more than the free request slots;
+// start claimed requests after it commits and whenever a slot frees; then
+// sleep on the latch, the HTTP sockets and the broker sinks (pg/sinks.hpp:
+// deliveries to nats://, amqp://, redis:// endpoints are published through
+// them and decided like HTTP responses).
 //
 // This file is the loop. Each concern is a room that the loop owns and
 // calls (src/pg/README.md draws them):
@@ -31,8 +32,10 @@
 #include "pg/sending.hpp"
 #include "pg/settings.hpp"
 #include "pg/shmem.hpp"
+#include "pg/stats.hpp"
 #include "pg/step.hpp"
 #include "pg/transaction.hpp"
+#include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
 
 extern "C" {
@@ -61,6 +64,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr int kMaxConsecutiveErrors = 5;
+constexpr milliseconds kOtherWorkersPoll{60000};
 
 class Worker {
 public:
@@ -68,13 +72,14 @@ public:
         // Requests a previous run of this slot counted against endpoint
         // limits ended with it.
         pg_call([&] { limits_forget_worker(slot_); });
+        follow_database();
         make_wait_set();
     }
 
     // What the worker does, round after round, until SIGTERM.
     void run() {
         log_message(LOG, fmt::format("outbox worker {} started, delivering events of database \"{}\"",
-                                     slot_, guc_database));
+                                     slot_, worker_database_name()));
         listen(settings_.channel);
         listen_for_commits();
         while (!ShutdownRequestPending) {
@@ -91,6 +96,10 @@ public:
                 agenda_.back_off(Clock::now());
                 step_.forget_endpoints();  // reload them after an error
             }
+            if (leaves_without_extension() && step_.extension_missing()) {
+                report_extension(ExtensionFound::Absent);  // DROP EXTENSION: the launcher stops serving it
+                break;
+            }
             wait();                               // latch, sockets, the earliest timer
         }
         shutdown();
@@ -100,6 +109,7 @@ private:
     void take_interrupts() {
         pg_call([] { CHECK_FOR_INTERRUPTS(); });
         if (ConfigReloadPending) reload();
+        follow_pause();
         if (notifyInterruptPending) {
             // NOTIFY on our channel: consume the queue (so it can be
             // truncated) and look for work.
@@ -136,11 +146,41 @@ private:
         }
     }
 
+    // What differs from the settings in this database and this worker:
+    // outbox.paused as set for the database; and the poll, which only the
+    // first worker needs (commits wake it, and it wakes the others when
+    // there is more than it can take): the others poll rarely, as a safety
+    // net, so that an idle database costs one poll, not one per worker.
+    void follow_database() {
+        settings_.paused = database_paused();
+        if (slot_ > 0) settings_.poll_interval = std::max(settings_.poll_interval, kOtherWorkersPoll);
+    }
+
+    // outbox.paused of this database: its own (ALTER DATABASE ... SET),
+    // which the first worker reads again when a commit changed it, else the
+    // server's.
+    void follow_pause() {
+        if (slot_ == 0 && database_settings_stale()) {
+            try {
+                in_transaction("outbox: reading the database's settings",
+                               [] { pg_call([] { publish_database_settings(read_database_settings()); }); });
+            } catch (const PgError& e) {  // read again at the next round
+                log_message(WARNING, fmt::format("outbox worker: reading the database's settings: {}", e.what()));
+            }
+        }
+        bool paused = database_paused();
+        if (paused == settings_.paused) return;
+        settings_.paused = paused;
+        listen_for_commits();
+        agenda_.look_again();
+    }
+
     void reload() {
         ConfigReloadPending = false;
         pg_call([] { ProcessConfigFile(PGC_SIGHUP); });
         std::string old_channel = settings_.channel;
         settings_ = load_settings();
+        follow_database();
         sending_.reload();
         listen_for_commits();
         step_.settings_changed();
@@ -222,6 +262,13 @@ private:
         } catch (const PgError& e) {
             log_message(WARNING, fmt::format("outbox worker: on shutdown: {}", e.what()));
         }
+        // What it counted in flight and against limits ends with it; its
+        // vacuum would keep the database from being dropped.
+        pg_call([&] {
+            limits_forget_worker(slot_);
+            stats_forget_worker(slot_);
+            stop_deliveries_vacuum();
+        });
         log_message(LOG, fmt::format("outbox worker {} stopped", slot_));
     }
 
@@ -241,13 +288,39 @@ private:
 
 void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }
 
+WorkerStart start;  // as the launcher gave it
+
+// Whether to serve the database: the extension is there (or, serving named
+// databases, the worker waits for it as before). The first worker reads
+// the settings made for the database first. Without it the worker
+// tells the launcher and leaves, without a word: most databases of a
+// server have no outbox.
+bool look_for_extension(int slot) {
+    bool found = false;
+    in_transaction("outbox: looking for the extension", [&] {
+        found = pg_call([] { return extension_state(nullptr) != ExtensionState::Missing; });
+        if (slot == 0 && (found || !start.leave_without_extension))
+            pg_call([] { publish_database_settings(read_database_settings()); });
+    });
+    if (!found && start.leave_without_extension) {
+        report_extension(ExtensionFound::Absent);
+        return false;
+    }
+    report_extension(ExtensionFound::Present);
+    return true;
+}
+
 }  // namespace
+
+const char* worker_database_name() { return NameStr(start.name); }
+bool leaves_without_extension() { return start.leave_without_extension; }
 
 }  // namespace outbox::pg
 
 extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     using namespace outbox::pg;
     int slot = DatumGetInt32(arg);
+    memcpy(&start, MyBgworkerEntry->bgw_extra, sizeof(start));
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
     // hiredis and rabbitmq-c write to sockets with write(2)/send(2): a
@@ -255,7 +328,10 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // (Background workers inherit SIG_IGN from the postmaster; made sure.)
     pqsignal(SIGPIPE, SIG_IGN);
     BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
+    // By OID: a rename (the launcher stops the workers around it) does not
+    // matter; a database that refuses connections is refused here too.
+    BackgroundWorkerInitializeConnectionByOid(start.database, InvalidOid, 0);
+    if (!attach_worker(start.entry)) proc_exit(0);  // started by a launcher that is gone
     SetConfigOption("application_name", "outbox worker", PGC_USERSET, PGC_S_SESSION);
     // The worker's queries are short and run thousands of times; JIT
     // compilation (triggered by cost estimates on large backlogs) would cost
@@ -275,6 +351,7 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     pgstat_report_appname("outbox worker");
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
     report_exceptions("outbox worker", [&] {
+        if (!look_for_extension(slot)) return;
         Worker worker(slot);
         worker.run();
     });

@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 
 import { waitFor } from '../lib/cluster.mjs';
+import { createDatabase, enqueue, startServingAll } from '../lib/databases.mjs';
 import { startWithReceiver } from '../lib/setup.mjs';
+import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 const EXPORTER = '/usr/bin/prometheus-postgres-exporter';
 const QUERIES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../prometheus/outbox-queries.yaml');
@@ -35,6 +37,30 @@ function family(text, name) {
   return { type, values };
 }
 
+// Runs the exporter with the query file against `dsns` until /metrics has
+// outbox series; returns { text, exporter } (kill it when done).
+async function scrape(dsns, extraArgs = []) {
+  const port = await freePort();
+  const exporter = spawn(EXPORTER, [`--web.listen-address=127.0.0.1:${port}`, `--extend.query-path=${QUERIES}`,
+                                    '--disable-default-metrics', '--disable-settings-metrics', ...extraArgs], {
+    env: { ...process.env, DATA_SOURCE_NAME: dsns.join(',') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  exporter.stderr.on('data', (d) => { stderr += d; });
+  try {
+    const text = await waitFor(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      const body = await res.text();
+      return res.ok && /^outbox_pending\{/m.test(body) ? body : null;
+    }, { timeout: 20000, message: `outbox metrics from the exporter (its log: ${stderr})` });
+    return { text, exporter };
+  } catch (err) {
+    exporter.kill();
+    throw err;
+  }
+}
+
 describe('prometheus', () => {
   test('the exporter serves outbox.stats per endpoint with the query file', { skip: fs.existsSync(EXPORTER) ? false : `${EXPORTER} is not installed` }, async () => {
     let failing = false;
@@ -51,19 +77,9 @@ describe('prometheus', () => {
       await cluster.reload({ 'outbox.paused': 'on' });  // the figures hold still while they are compared
       await cluster.query("SELECT outbox.create_endpoint('idle', 'http://127.0.0.1:9/')");
 
-      const port = await freePort();
-      exporter = spawn(EXPORTER, [`--web.listen-address=127.0.0.1:${port}`, `--extend.query-path=${QUERIES}`,
-                                  '--disable-default-metrics', '--disable-settings-metrics'], {
-        env: { ...process.env, DATA_SOURCE_NAME: `host=${cluster.dir} port=${cluster.port} user=postgres dbname=${cluster.database} sslmode=disable` },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      exporter.stderr.on('data', (d) => { stderr += d; });
-      const metrics = await waitFor(async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-        const text = await res.text();
-        return /^outbox_pending\{/m.test(text) ? text : null;
-      }, { timeout: 20000, message: `outbox metrics from the exporter (its log: ${stderr})` });
+      const dsn = `host=${cluster.dir} port=${cluster.port} user=postgres dbname=${cluster.database} sslmode=disable`;
+      let metrics;
+      ({ text: metrics, exporter } = await scrape([dsn]));
 
       const { rows } = await cluster.query(`SELECT endpoint, pending, due, retrying, in_flight, dead,
                                                    EXTRACT(epoch FROM lag)::float8 AS lag, delivered, failed_attempts,
@@ -91,6 +107,37 @@ describe('prometheus', () => {
     } finally {
       exporter?.kill();
       await destroy();
+    }
+  });
+  test('one exporter serves the databases of a server, each series labelled with its database', { skip: fs.existsSync(EXPORTER) ? false : `${EXPORTER} is not installed` }, async () => {
+    const sink = await startSink({ secrets: [TEST_SECRET] });
+    const cluster = await startServingAll();
+    let exporter;
+    try {
+      const delivered = { shop: 3, billing: 5 };
+      for (const [db, n] of Object.entries(delivered)) {
+        await createDatabase(cluster, db, { sink });
+        await sink.waitForIds(await enqueue(cluster, db, n));
+      }
+      for (const [db, n] of Object.entries(delivered)) {
+        await waitFor(async () => Number((await cluster.query(
+          "SELECT delivered FROM outbox.stats WHERE endpoint = 'own'", [], db)).rows[0].delivered) === n,
+        { message: `${n} counted in ${db}` });
+      }
+      const dsn = (db) => `host=${cluster.dir} port=${cluster.port} user=postgres dbname=${db} sslmode=disable`;
+      let text;
+      ({ text, exporter } = await scrape([dsn('shop'), dsn('billing')], ['--no-collector.database', '--no-collector.bgwriter']));
+      const series = {};
+      for (const m of text.matchAll(/^outbox_delivered_total\{([^}]*)\} (\S+)$/gm)) {
+        const database = /database="([^"]*)"/.exec(m[1])[1];
+        const endpoint = /endpoint="([^"]*)"/.exec(m[1])[1];
+        series[`${database}/${endpoint}`] = Number(m[2]);
+      }
+      assert.deepEqual(series, { 'shop/default': 0, 'shop/own': 3, 'billing/default': 0, 'billing/own': 5 });
+    } finally {
+      exporter?.kill();
+      await cluster.destroy();
+      await sink.close();
     }
   });
 });

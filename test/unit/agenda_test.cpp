@@ -142,3 +142,40 @@ TEST(Agenda, RecordingAndRetriesAreLookedAtInTheSameTransaction) {
     agenda.stop_claiming();
     EXPECT_FALSE(agenda.wants_claim());
 }
+
+TEST(Agenda, QuietPollsSpaceOutUpToTenSeconds) {
+    EXPECT_EQ(Agenda::stretched_poll(kPoll, 0), kPoll);
+    EXPECT_EQ(Agenda::stretched_poll(kPoll, 2), kPoll) << "three quiet polls before it stretches";
+    EXPECT_EQ(Agenda::stretched_poll(kPoll, 3), 2 * kPoll);
+    EXPECT_EQ(Agenda::stretched_poll(kPoll, 5), 8 * kPoll);
+    EXPECT_EQ(Agenda::stretched_poll(kPoll, 50), milliseconds(10000)) << "at most 10 s";
+    EXPECT_EQ(Agenda::stretched_poll(milliseconds(200), 50), milliseconds(3200)) << "at most 16 times the setting";
+    EXPECT_EQ(Agenda::stretched_poll(std::chrono::hours(1), 50), std::chrono::hours(1)) << "never below the setting";
+}
+
+TEST(Agenda, AnIdleWorkerPollsLessAndAWakeUpBringsThePollBack) {
+    Agenda agenda = settled();
+    auto now = kT0;
+    for (int i = 0; i < 6; i++) {  // polls that find nothing
+        now = agenda.claim_deadline();
+        agenda.check_timers(now, kPoll);
+        agenda.after_transaction(now, kPoll, found(0));
+    }
+    EXPECT_EQ(agenda.claim_deadline() - now, milliseconds(10000));
+    agenda.wake();  // a commit
+    agenda.after_transaction(now, kPoll, found(1));
+    EXPECT_EQ(agenda.claim_deadline() - now, kPoll);
+}
+
+TEST(Agenda, APollThatFindsWorkKeepsThePollShort) {
+    Agenda agenda = settled();
+    auto now = kT0;
+    for (int i = 0; i < 6; i++) {
+        now = agenda.claim_deadline();
+        agenda.check_timers(now, kPoll);
+        Agenda::Found f = found(0);
+        f.claimed = true;  // a retry fell due, or a lease ran out
+        agenda.after_transaction(now, kPoll, f);
+    }
+    EXPECT_EQ(agenda.claim_deadline() - now, kPoll);
+}
