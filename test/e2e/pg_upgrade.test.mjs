@@ -9,25 +9,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { pgUpgrade, startCluster, waitFor } from '../lib/cluster.mjs';
+import { forgetAttributeVersions, pgUpgrade, startCluster, waitFor } from '../lib/cluster.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 const from = process.env.OUTBOX_UPGRADE_FROM;
 const KEYS = ['k1', 'k2', 'k3'];
-
-// Debian's PostgreSQL 15.20 records an "attribute version" in the
-// attoptions of every column it creates (pg_attver); PostgreSQL 18.6, the
-// newest 18 Debian has, does not know that option, so its pg_upgrade fails
-// on any database made by 15.20 ('unrecognized parameter "pg_attver"'),
-// whatever the extension. Until an 18 that knows it is packaged, the test
-// removes the option from the old cluster's columns before upgrading.
-async function forgetAttributeVersions(cluster) {
-  for (const db of ['postgres', cluster.database]) {
-    await cluster.query(`UPDATE pg_catalog.pg_attribute
-                         SET attoptions = NULLIF(array(SELECT o FROM unnest(attoptions) AS o WHERE o NOT LIKE 'pg_attver=%'), '{}')
-                         WHERE attoptions::text LIKE '%pg_attver=%'`, [], db);
-  }
-}
 
 describe('pg_upgrade', () => {
   test('a backlog survives pg_upgrade to this server', { skip: from ? false : 'set OUTBOX_UPGRADE_FROM to an older server\'s bindir (.ci/run does)' }, async () => {
@@ -82,7 +68,7 @@ describe('pg_upgrade', () => {
       await old.reload({ 'outbox.paused': 'on' });
       const undispatched = await enqueue('order.created', 6);
       const mainBefore = main.requests.length;
-      await forgetAttributeVersions(old);
+      await forgetAttributeVersions(old, ['postgres', old.database]);
       await old.stop();
 
       billingFails = false;

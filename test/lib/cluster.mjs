@@ -120,6 +120,21 @@ export async function startStandby(primary, { conf = {} } = {}) {
   return standby;
 }
 
+// Debian's PostgreSQL 15.20 records an "attribute version" in the
+// attoptions of every column it creates (pg_attver); PostgreSQL 18.6, the
+// newest 18 Debian has, does not know that option, so its pg_upgrade fails
+// on any database made by 15.20 ('unrecognized parameter "pg_attver"'),
+// whatever the extension. Until an 18 that knows it is packaged, the test
+// removes the option from the old cluster's columns (in `databases`)
+// before upgrading.
+export async function forgetAttributeVersions(cluster, databases) {
+  for (const db of databases) {
+    await cluster.query(`UPDATE pg_catalog.pg_attribute
+                         SET attoptions = NULLIF(array(SELECT o FROM unnest(attoptions) AS o WHERE o NOT LIKE 'pg_attver=%'), '{}')
+                         WHERE attoptions::text LIKE '%pg_attver=%'`, [], db);
+  }
+}
+
 // Upgrades the stopped cluster `old` with pg_upgrade to the server whose
 // programs are in `bindir` (by default the one under test), into a new
 // directory with the same settings, then `conf`. Returns the new cluster's

@@ -7,8 +7,9 @@ import { TEST_SECRET } from './sink.mjs';
 
 // A cluster serving every database that has the extension; it makes no
 // database of its own (the handle's default database is "postgres").
-export async function startServingAll({ conf = {} } = {}) {
+export async function startServingAll({ conf = {}, bindir } = {}) {
   return startCluster({
+    ...(bindir ? { bindir } : {}),
     database: 'postgres',
     createDatabase: false,
     createExtension: false,
