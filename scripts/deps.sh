@@ -10,6 +10,17 @@
 # server, data directories): a umask of 077, as CI had, makes them unreadable
 # to it ("initdb: Permission denied").
 umask 022
+# deb.sh under that umask, before it restored its backup file by file, left
+# /usr, /usr/lib, /usr/share and PostgreSQL's folders in them 0700 on a
+# machine that later runs reuse: give them back their usual mode.
+if [ "$(id -u)" = 0 ]; then
+    for dir in /usr /usr/lib /usr/share; do
+        if [ "$(stat -c %a "$dir")" = 700 ]; then chmod 755 "$dir"; fi
+    done
+    for dir in /usr/lib/postgresql /usr/share/postgresql; do
+        if [ -d "$dir" ]; then find "$dir" -maxdepth 3 -type d -perm 700 -exec chmod 755 {} +; fi
+    done
+fi
 
 # The Debian server the scripts build against (Debian 12's), for NN in
 # scripts/dependencies.
