@@ -22,6 +22,11 @@ if [ "$(id -u)" = 0 ]; then
     done
 fi
 
+# node:test as every suite runs it: one file at a time; a test is failed
+# after 15 minutes, and a file's process ends when its tests do, whatever
+# it left open (so that a hang can't eat a CI run).
+node_test=(node --test --test-concurrency=1 --test-force-exit --test-timeout=900000)
+
 # The Debian server the scripts build against (Debian 12's), for NN in
 # scripts/dependencies.
 debian_pg=15

@@ -55,9 +55,6 @@ suite() {
     timeout --kill-after=30s 40m "$@" >"$log" 2>&1; rc=$?; cat "$log"
     [ "$rc" != 124 ] || echo "not ok - stopped after 40 minutes"
 }
-# node:test, one file at a time; a test is failed after 15 minutes, and a
-# file's process ends when its tests do, whatever it left open.
-node_test=(node --test --test-concurrency=1 --test-force-exit --test-timeout=900000)
 
 build_unit() {
     cmake -S . -B build/unit -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&

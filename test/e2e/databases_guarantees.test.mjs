@@ -47,29 +47,47 @@ function assertOwnAndOrdered(sink, database, { ids, byKey }) {
   }
 }
 
-async function startDatabases(cluster) {
-  const sinks = {};
+// Both databases with their own receivers (into `sinks`, by name, so that
+// the caller closes what was started even when this fails), each having
+// delivered a few events (so that each has dispatch state).
+async function startDatabases(cluster, sinks) {
   for (const db of DATABASES) {
     sinks[db] = await startSink({ secrets: [TEST_SECRET] });
     await createDatabase(cluster, db, { sink: sinks[db] });
   }
-  return sinks;
+  for (const db of DATABASES) await sinks[db].waitForIds(await enqueue(cluster, db, 5, { topic: 'warmup' }));
+}
+
+// Pauses the server and leaves a backlog in each database, the receivers
+// cleared. Returns what was made, by database.
+async function pausedBacklogs(cluster, sinks) {
+  await cluster.reload({ 'outbox.paused': 'on' });
+  for (const db of DATABASES) sinks[db].clear();
+  const made = {};
+  for (const db of DATABASES) made[db] = await backlog(cluster, db);
+  return made;
+}
+
+// Each database's backlog arrives at its own receiver, in key order, each
+// event once.
+async function assertDeliveredOnce(sinks, made) {
+  for (const db of DATABASES) await sinks[db].waitForIds(made[db].ids, { timeout: 60000 });
+  for (const db of DATABASES) {
+    assertOwnAndOrdered(sinks[db], db, made[db]);
+    assert.equal(sinks[db].requests.length, made[db].ids.length, `${db}: each pending event sent once`);
+  }
 }
 
 describe('several databases: failover and restore', () => {
   test('a promoted standby serves every database that has the extension, each backlog in key order', async (t) => {
     const primary = await startServingAll({ conf: { 'outbox.workers': 1 } });
     let standby;
-    const sinks = await startDatabases(primary);
+    const sinks = {};
     try {
-      // Both databases deliver before the standby is made.
-      for (const db of DATABASES) await sinks[db].waitForIds(await enqueue(primary, db, 5, { topic: 'warmup' }));
+      await startDatabases(primary, sinks);
+      // Both databases delivered before the standby is made.
       standby = await startStandby(primary);
-      await primary.reload({ 'outbox.paused': 'on' });
-      for (const db of DATABASES) sinks[db].clear();
-
-      const made = {};
-      for (const db of DATABASES) made[db] = await backlog(primary, db);
+      const made = await pausedBacklogs(primary, sinks);
       const lsn = (await primary.query('SELECT pg_current_wal_lsn() AS lsn')).rows[0].lsn;
       await waitFor(async () => (await standby.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn])).rows[0].ok,
         { message: `the standby to replay up to ${lsn}` });
@@ -96,26 +114,18 @@ describe('several databases: failover and restore', () => {
   test('pg_dumpall into another server: every database served there, each pending event delivered once, in key order', async () => {
     const source = await startServingAll({ conf: { 'outbox.workers': 1 } });
     let target;
-    const sinks = await startDatabases(source);
+    const sinks = {};
     try {
-      for (const db of DATABASES) await sinks[db].waitForIds(await enqueue(source, db, 5, { topic: 'warmup' }));
+      await startDatabases(source, sinks);
       // Paused: what the dump holds is pending, and only the target sends it.
-      await source.reload({ 'outbox.paused': 'on' });
-      for (const db of DATABASES) sinks[db].clear();
-      const made = {};
-      for (const db of DATABASES) made[db] = await backlog(source, db);
+      const made = await pausedBacklogs(source, sinks);
 
       const file = path.join(source.dir, 'all.sql');
       source.run('pg_dumpall', ['-f', file]);
       target = await startServingAll({ conf: { 'outbox.workers': 1 } });
       const restore = target.run('psql', ['-X', '-v', 'ON_ERROR_STOP=0', '-d', 'postgres', '-f', file]);
       assert.equal(restore.status, 0, restore.stderr);
-
-      for (const db of DATABASES) await sinks[db].waitForIds(made[db].ids, { timeout: 60000 });
-      for (const db of DATABASES) {
-        assertOwnAndOrdered(sinks[db], db, made[db]);
-        assert.equal(sinks[db].requests.length, made[db].ids.length, `${db}: each pending event sent once`);
-      }
+      await assertDeliveredOnce(sinks, made);
     } finally {
       await target?.destroy();
       await source.destroy();
@@ -127,23 +137,16 @@ describe('several databases: failover and restore', () => {
     { skip: upgradeFrom ? false : 'set OUTBOX_UPGRADE_FROM to an older server\'s bindir (.ci/run does)' }, async () => {
       const old = await startServingAll({ bindir: upgradeFrom, conf: { 'outbox.workers': 1 } });
       let upgraded;
-      const sinks = await startDatabases(old);
+      const sinks = {};
       try {
-        for (const db of DATABASES) await sinks[db].waitForIds(await enqueue(old, db, 5, { topic: 'warmup' }));
-        await old.reload({ 'outbox.paused': 'on' });
-        for (const db of DATABASES) sinks[db].clear();
-        const made = {};
-        for (const db of DATABASES) made[db] = await backlog(old, db);
+        await startDatabases(old, sinks);
+        const made = await pausedBacklogs(old, sinks);
         await forgetAttributeVersions(old, ['postgres', ...DATABASES]);
         await old.stop();
 
         upgraded = await pgUpgrade(old, { conf: { 'outbox.paused': 'off' } });
         await upgraded.start();
-        for (const db of DATABASES) await sinks[db].waitForIds(made[db].ids, { timeout: 60000 });
-        for (const db of DATABASES) {
-          assertOwnAndOrdered(sinks[db], db, made[db]);
-          assert.equal(sinks[db].requests.length, made[db].ids.length, `${db}: each pending event sent once`);
-        }
+        await assertDeliveredOnce(sinks, made);
       } finally {
         await (upgraded ?? old).destroy();
         if (upgraded) await old.destroy();

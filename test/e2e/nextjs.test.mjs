@@ -62,10 +62,11 @@ before(async () => {
   app.exited = new Promise((resolve) => proc.once('exit', resolve));
   // One wait for either end, so that nothing is left polling (and keeping
   // the test process alive) when run.sh fails.
-  await waitFor(() => /^ready: /m.test(app.output) || proc.exitCode !== null || proc.signalCode !== null,
+  const ready = () => /^ready: (\S+)/m.exec(app.output);
+  await waitFor(() => ready() || proc.exitCode !== null || proc.signalCode !== null,
                 { timeout: 600000, interval: 200, message: 'run.sh to say ready' });
-  if (!/^ready: /m.test(app.output)) throw new Error(`run.sh exited (${proc.exitCode ?? proc.signalCode}):\n${app.output}`);
-  app.url = /^ready: (\S+)/m.exec(app.output)[1];
+  if (!ready()) throw new Error(`run.sh exited (${proc.exitCode ?? proc.signalCode}):\n${app.output}`);
+  app.url = ready()[1];
   const [, host, pgport] = / -h (\S+) -p (\d+) /.exec(/^database: .*$/m.exec(app.output)[0]);
   db = new pg.Client({ host, port: Number(pgport), user: 'postgres', database: 'shop' });
   await db.connect();

@@ -31,7 +31,7 @@ state() {  # the installed packages, and the package's files as they are now
     # and the modes of the folders they are in, up to / (postgres must
     # still reach the server's programs and libraries afterwards)
     while read -r f; do
-        while f=$(dirname "$f"); [ "$f" != / ]; do echo "$f"; done
+        while f=$(dirname "$f"); [ "$f" != / ]; do [ ! -d "$f" ] || echo "$f"; done
     done <"$work/files" | sort -u | xargs -r stat -c '%a %U:%G %n'
 }
 

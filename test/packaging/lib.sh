@@ -1,8 +1,9 @@
 # Shared by the packaging tests (test/packaging/*.sh): numbered checks that
 # end in one line "N passed, N failed", and a copy of the source tree.
 
-# The server runs as postgres from copies made here (see scripts/deps.sh).
-umask 022
+# Its umask (the server runs as postgres from copies made here) and how
+# node's test runner is run.
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/deps.sh"
 
 passed=0 failed=0
 # check NAME COMMAND...: runs the command, output shown, and counts it.
@@ -24,7 +25,7 @@ check() {
 check_node() {
     local out rc ok bad
     out=$(mktemp)
-    node --test --test-concurrency=1 --test-force-exit --test-timeout=900000 "$@" 2>&1 | tee "$out"
+    "${node_test[@]}" "$@" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
     ok=$(sed -nE 's/^# pass ([0-9]+)/\1/p' "$out" | tail -1)
     bad=$(sed -nE 's/^# fail ([0-9]+)/\1/p' "$out" | tail -1)
