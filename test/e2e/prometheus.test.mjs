@@ -75,6 +75,10 @@ describe('prometheus', () => {
       await waitFor(async () => Number((await cluster.query("SELECT failed_attempts FROM outbox.stats WHERE endpoint = 'default'")).rows[0].failed_attempts) >= 1,
         { message: 'a failed attempt counted' });
       await cluster.reload({ 'outbox.paused': 'on' });  // the figures hold still while they are compared
+      // ... once the failed delivery's retry time has passed: before it, the
+      // delivery turns from waiting to due between the scrape and the query.
+      await waitFor(async () => Number((await cluster.query("SELECT due FROM outbox.stats WHERE endpoint = 'default'")).rows[0].due) === 1,
+        { message: 'the failed delivery due again' });
       await cluster.query("SELECT outbox.create_endpoint('idle', 'http://127.0.0.1:9/')");
 
       const dsn = `host=${cluster.dir} port=${cluster.port} user=postgres dbname=${cluster.database} sslmode=disable`;
