@@ -1,6 +1,8 @@
 // 14. Brokers (issue 17): the drain of row 2 into NATS JetStream (one
 // server, file store), RabbitMQ (a durable queue, persistent messages,
-// publisher confirms) and Redis Streams (XADD), each against the HTTP drain
+// publisher confirms), Redis Streams (XADD) and Kafka (librdkafka's mock
+// cluster, 3 brokers, a topic of 6 partitions: not Apache Kafka; only when
+// the library has kafka), each against the HTTP drain
 // to nginx on the same run. The brokers are started here, on loopback
 // ports in temporary directories, by test/lib/brokers.mjs (which also stops
 // them when the harness exits). Each drain: a backlog enqueued while
@@ -12,6 +14,7 @@ import { enqueueBacklog, unpauseAndDrain } from './drain.mjs';
 import {
   natsAddStream, redisCall, startNats, startRabbit, startRedis, withRabbitChannel,
 } from '../test/lib/brokers.mjs';
+import { KafkaMock } from '../test/lib/kafka_mock.mjs';
 
 const STALL_S = 60;
 
@@ -67,6 +70,12 @@ export async function measureBrokers(log) {
       rabbitmq: `${rabbit.url.replace('amqp://', 'amqp://guest:guest@')}/%2F?routing_key=bench`,
       redis: `${redis.url}/bench`,
     };
+    if ((await one(client, "SELECT current_setting('outbox.broker_protocols') ~ 'kafka' AS k")).k) {
+      const kafka = await KafkaMock.start();
+      started.push(kafka);
+      await kafka.createTopic('bench-kafka', 6, 3);
+      brokers.kafka = `kafka://${kafka.bootstraps}/bench-kafka`;
+    }
 
     const result = { events: n };
     // The HTTP drain first, as row 2 makes it, to the same nginx.
@@ -89,7 +98,7 @@ export async function measureBrokers(log) {
       await client.query(`SELECT outbox.drop_endpoint('bench-${name}')`);
     }
     result.redisEntries = Number(await redisCall(redis, 'XLEN', 'bench'));
-    result.done = result.http.done && ['nats', 'rabbitmq', 'redis'].every((b) => result[b].done);
+    result.done = result.http.done && Object.keys(brokers).every((b) => result[b].done);
     return result;
   } finally {
     await setSystem(client, { 'outbox.url': httpUrl, 'outbox.paused': 'off' }).catch(() => {});

@@ -15,6 +15,9 @@ export async function drawCharts(results, dir) {
   const common = "set terminal pngcairo size 1000,600 font 'sans,10'\nset grid\nset key left top\n";
 
   const lat = results.latency?.scenarios;
+  // The rate a scenario aimed at, events per second.
+  const aimed = (s) => ({ low: 1000 / results.latency.lowIntervalMs, moderate: results.latency.moderateRate,
+                          high: results.latency.highRate })[s.rate];
   if (lat?.length) {
     const plots = [];
     for (const s of lat) {
@@ -23,7 +26,10 @@ export async function drawCharts(results, dir) {
       // Log scale: a receipt that beats the client's COMMIT reply is drawn at 0.01 ms.
       writeDat(file, 'percentile latency_ms', s.curve.map(([p, v]) => [p, Math.max(0.01, v).toFixed(3)]));
       const label = `${s.system === 'outbox' ? 'outbox worker' : 'polling relay (1 s, batch 100)'}, ` +
-                    `${s.rate === 'low' ? `1 event / ${results.latency.lowIntervalMs} ms` : `${results.latency.highRate} events/s`}` +
+                    `${s.rate === 'low' ? `1 event / ${results.latency.lowIntervalMs} ms` : `${aimed(s)} events/s`}` +
+                    // What was sent, when the producer fell short of the rate it aimed at.
+                    (s.achievedPerSecond < 0.9 * aimed(s)
+                      ? ` (${Math.round(s.achievedPerSecond)}/s sent)` : '') +
                     (s.afterDrain ? `, right after a ${s.afterDrain.toLocaleString('en-US')}-event drain` : s.system === 'outbox' ? ', fresh' : '');
       plots.push(`'${file}' using 1:2 with lines lw 2 title '${label}'`);
     }
@@ -50,14 +56,20 @@ plot ${plots.join(', \\\n     ')}
       writeDat(pf, 'seconds delivered', poll.samples.map((s) => s.map((x) => Number(x).toFixed(3))));
       plots.push(`'${pf}' using 1:2 with lines lw 2 title 'polling relay: delivered (${poll.events} backlog)'`);
     }
+    const mix = results.mix;
+    if (mix?.samples?.length) {
+      const mf = path.join(dir, 'drain-mix.dat');
+      writeDat(mf, 'seconds delivered vmrss_mib rssanon_mib', mix.samples.map((s) => s.map((x) => Number(x).toFixed(3))));
+      plots.push(`'${mf}' using 1:2 with lines lw 2 title 'outbox, the mix: delivered (${mix.keyed} distinct keys + ${mix.unkeyed} unkeyed)'`);
+    }
     const fan = results.fanout;
     if (fan?.samples?.length) {
       const ff = path.join(dir, 'drain-fanout.dat');
       writeDat(ff, 'seconds delivered vmrss_mib rssanon_mib', fan.samples.map((s) => s.map((x) => Number(x).toFixed(3))));
       plots.push(`'${ff}' using 1:2 with lines lw 2 title 'outbox fan-out: deliveries (${fan.events} events × ${fan.endpoints} endpoints)'`);
     }
-    plots.push(`'${file}' using 1:3 axes x1y2 with lines dt 2 title 'outbox worker VmRSS (MiB)'`);
-    plots.push(`'${file}' using 1:4 axes x1y2 with lines dt 3 title 'outbox worker RssAnon (MiB)'`);
+    plots.push(`'${file}' using 1:3 axes x1y2 with lines dt 2 title 'outbox worker VmRSS, first drain (MiB)'`);
+    plots.push(`'${file}' using 1:4 axes x1y2 with lines dt 3 title 'outbox worker RssAnon, first drain (MiB)'`);
     scripts.push(`${common}set output '${path.join(dir, 'drain.png')}'
 set title 'Drain progress: events delivered to nginx over time (sampled every 250 ms)'
 set xlabel 'seconds since unpause / relay start'

@@ -1,5 +1,5 @@
-// 4. Claim cost vs backlog: the worker's own claim query (kClaimSql, read
-// from src/pg/queue.cpp at run time, so it is always the one shipped), run
+// 4. Claim cost vs backlog: the worker's own claim (outbox.claim(), which
+// runs the statements the worker prepares in src/pg/queue_claim.cpp), run
 // in BEGIN ... ROLLBACK over and over by pgbench, with 1,000 and with a large
 // number of pending deliveries, unkeyed and keyed (10,000 keys). The database
 // is claimdb, which no worker serves; its deliveries are made by the real
@@ -16,11 +16,7 @@ const KEYS = 10_000;
 const FOLLOWERS = 1000;
 
 export function claimSql() {
-  const source = fs.readFileSync(path.join(env.root, 'src/pg/queue.cpp'), 'utf8');
-  // A raw string literal R"sql(...)sql" or a plain "..." one.
-  const m = /kClaimSql\s*=\s*(?:R"sql\(([\s\S]*?)\)sql"|"((?:[^"\\]|\\.)*)")/.exec(source);
-  if (!m) throw new Error('kClaimSql not found in src/pg/queue.cpp');
-  return (m[1] ?? JSON.parse(`"${m[2]}"`)).trim();
+  return 'SELECT * FROM outbox.claim($1, $2, $3, $4)';
 }
 
 function claimScript(dir) {

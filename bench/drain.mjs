@@ -13,13 +13,14 @@ const STALL_S = 60;
 
 // Enqueues n events, 100 per transaction, while delivery is paused; with
 // `keys`, event i gets the key 'k-' || (i % keys).
-export async function enqueueBacklog(client, n, topic = 'bench.drain', keys = 0) {
+export async function enqueueBacklog(client, n, topic = 'bench.drain', keys = 0, onResult = null) {
   const perTxn = 100;
   const key = keys > 0 ? `'k-' || ((i * ${perTxn} + g) % ${keys})` : 'NULL';
+  const callback = onResult ? `, on_result => '${onResult}'` : '';
   await client.query(`DO $$
     BEGIN
       FOR i IN 0..${Math.ceil(n / perTxn) - 1} LOOP
-        PERFORM outbox.enqueue('${topic}', '${PAYLOAD}'::jsonb, key => ${key})
+        PERFORM outbox.enqueue('${topic}', '${PAYLOAD}'::jsonb, key => ${key}${callback})
         FROM generate_series(1, least(${perTxn}, ${n} - i * ${perTxn})) AS g;
         COMMIT;
       END LOOP;
@@ -105,6 +106,26 @@ export async function measureDrain(log) {
     const out = await unpauseAndDrain(client, n, log, 'drain');
     sizes.drained = await tableSizes(client);
     return { events: n, enqueueSeconds, ...out, eventsPerSecond: out.perSecond, sizes };
+  } finally {
+    await client.end();
+  }
+}
+
+// The mix applications really send (issue 23): events with distinct keys
+// (as pgbench's order ids give) and unkeyed ones, drained right after they
+// were enqueued (no VACUUM or CHECKPOINT between), as after a load phase.
+export async function measureMixDrain(log) {
+  const client = await connect();
+  const [keyed, unkeyed] = scale.mixDrain;
+  try {
+    await setSystem(client, { 'outbox.paused': 'on' });
+    await resetQueue(client);
+    log(`mix: enqueueing ${keyed.toLocaleString('en-US')} events with distinct keys and ` +
+        `${unkeyed.toLocaleString('en-US')} without, while paused`);
+    await enqueueBacklog(client, keyed, 'bench.mix', keyed);
+    await enqueueBacklog(client, unkeyed, 'bench.mix');
+    const out = await unpauseAndDrain(client, keyed + unkeyed, log, 'mix');
+    return { keyed, unkeyed, events: keyed + unkeyed, ...out, eventsPerSecond: out.perSecond };
   } finally {
     await client.end();
   }

@@ -20,10 +20,30 @@ const variants = {
   outbox: { script: 'enqueue-outbox.sql' },
   plain: { script: 'enqueue-plain.sql' },
   notify: { script: 'enqueue-outbox.sql', pgoptions: '-c outbox.notify_on_enqueue=on' },
+  pgq: { script: 'enqueue-pgq.sql' },
 };
 
-async function reset(client) {
-  await client.query('TRUNCATE orders, plain_outbox, outbox.events, outbox.deliveries');
+// PgQ, when the server has it (postgresql-NN-pgq3): its queue made once.
+async function setUpPgq(client) {
+  const { rows } = await client.query("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'pgq'");
+  if (rows[0].n === 0) return false;
+  await client.query('CREATE EXTENSION IF NOT EXISTS pgq');
+  await client.query("SELECT pgq.create_queue('bench_orders')");
+  return true;
+}
+
+async function reset(client, pgq) {
+  // Worker 0 prunes even while paused, locking deliveries before events:
+  // a TRUNCATE that meets it can be the deadlock's victim; it is run again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query('TRUNCATE orders, plain_outbox, outbox.events, outbox.deliveries');
+      break;
+    } catch (e) {
+      if (e.code !== '40P01' || attempt >= 5) throw e;
+    }
+  }
+  if (pgq) await client.query('TRUNCATE pgq.event_template');
   await client.query('VACUUM ANALYZE orders, plain_outbox, outbox.events, outbox.deliveries');
   await client.query('CHECKPOINT');
 }
@@ -53,12 +73,15 @@ export async function measureEnqueueOverhead(log) {
   const out = {};
   try {
     await setSystem(client, { 'outbox.paused': 'on' });
+    const pgq = await setUpPgq(client);
+    out.pgqAvailable = pgq;
     for (const clients of [16, 1]) {
-      const tps = { outbox: [], plain: [], notify: [] };
+      const tps = { outbox: [], plain: [], notify: [], ...(pgq ? { pgq: [] } : {}) };
       for (let round = 0; round < scale.enqueueRounds; round++) {
-        const order = round % 2 === 0 ? ['outbox', 'plain', 'notify'] : ['plain', 'outbox', 'notify'];
+        const order = [...(round % 2 === 0 ? ['outbox', 'plain', 'notify'] : ['plain', 'outbox', 'notify']),
+                       ...(pgq ? ['pgq'] : [])];
         for (const name of order) {
-          await reset(client);
+          await reset(client, pgq);
           const v = variants[name];
           const r = await pgbench({
             script: path.join(env.benchDir, 'sql', v.script), clients, seconds: scale.enqueueSeconds,
@@ -69,7 +92,7 @@ export async function measureEnqueueOverhead(log) {
         log(`enqueue, ${clients} client(s), round ${round + 1}/${scale.enqueueRounds}: ` +
             Object.entries(tps).map(([k, v]) => `${k} ${Math.round(v.at(-1))}`).join(', ') + ' tps');
       }
-      await reset(client);
+      await reset(client, pgq);
       const mixed = await pgbench({
         scripts: ['enqueue-outbox.sql', 'enqueue-plain.sql'].map((f) => path.join(env.benchDir, 'sql', f)),
         clients, seconds: scale.enqueueSeconds * 5,
@@ -86,11 +109,13 @@ export async function measureEnqueueOverhead(log) {
         ratios: tps.outbox.map((t, i) => t / tps.plain[i]),
         ratio: paired('outbox'),
         notifyRatio: paired('notify'),
+        // enqueue() against pgq.insert_event, paired by round as above.
+        ...(pgq ? { pgqRatio: median(tps.outbox.map((t, i) => t / tps.pgq[i])), pgqRatios: tps.outbox.map((t, i) => t / tps.pgq[i]) } : {}),
         mixed: { outboxMs, plainMs, ratio: plainMs / outboxMs },
       };
     }
     out.notifyVerified = await notifies();
-    await reset(client);
+    await reset(client, pgq);
   } finally {
     await client.end();
   }

@@ -14,14 +14,16 @@ import { measureMicro } from './micro.mjs';
 import { measureEnqueueOverhead } from './enqueue-overhead.mjs';
 import { measureClaimCost } from './claim-cost.mjs';
 import { measureStats } from './stats.mjs';
-import { measureDrain } from './drain.mjs';
+import { measureDrain, measureMixDrain } from './drain.mjs';
 import { measurePrune } from './prune.mjs';
 import { measureFanout } from './fanout.mjs';
 import { measureAttempts } from './attempts.mjs';
+import { measureCallbacks } from './callbacks.mjs';
 import { measureLimited } from './limited.mjs';
 import { measureHotKey } from './hotkey.mjs';
 import { measureTls } from './tls.mjs';
 import { measureBrokers } from './brokers.mjs';
+import { measureHostile } from './hostile.mjs';
 import { measurePgNet } from './pgnet.mjs';
 import { measureLoad } from './load.mjs';
 import { measurePollingDrain } from './polling-drain.mjs';
@@ -43,13 +45,16 @@ const phases = [
   ['claim', measureClaimCost],
   ['stats', measureStats],
   ['drain', measureDrain],
+  ['mix', measureMixDrain],
   ['prune', measurePrune],
   ['fanout', measureFanout],
   ['attempts', measureAttempts],
+  ['callbacks', measureCallbacks],
   ['limited', measureLimited],
   ['keyed', measureHotKey],
   ['tls', measureTls],
   ['brokers', measureBrokers],
+  ['hostile', measureHostile],
   ['pgNet', measurePgNet],
   ['load', measureLoad],
   ['pollingDrain', measurePollingDrain],

@@ -2,9 +2,11 @@
 // event per transaction (an autocommit statement: its reply arrives after
 // COMMIT) and notes performance.now() when the reply arrives; the receiver,
 // in the same process and on the same clock, notes when the webhook arrives.
-// At a low rate (one every 5 ms, one connection) and at 1,000 events/s
-// (8 connections, open loop). Once through outbox.enqueue() and the worker,
-// once through a hand-made outbox table and the polling relay.
+// At a low rate (one every 5 ms, one connection), at 100 events/s (one
+// connection) and at 1,000 events/s (8 connections, open loop). Once
+// through outbox.enqueue() and the worker, once through a hand-made outbox
+// table and the polling relay. First, the CPU of the workers and the
+// launcher with nothing to do (issue 23: idle, over a minute).
 import path from 'node:path';
 import { env, scale, PAYLOAD } from './lib/env.mjs';
 import { connect, one, pool, resetQueue, setSystem, sleep, workerPids } from './lib/pg.mjs';
@@ -15,6 +17,7 @@ import { curve, summarize } from './lib/stats.mjs';
 import { startReceiver } from './receiver.mjs';
 
 const LOW_INTERVAL_MS = 5;
+const MODERATE_RATE = 100;
 const HIGH_RATE = 1000;
 
 const producers = {
@@ -90,6 +93,21 @@ async function withWorkerCpu(admin, run) {
   return { ...s, workerCpuMsPerEvent: (used * 1000) / Math.max(1, s.sent - s.missing) };
 }
 
+// The CPU of the workers and the launcher over `seconds` with nothing to
+// do, after `settleS` for the polls to space out (an idle worker polls
+// less and less often, up to outbox.poll_interval).
+async function idleCpu(admin, settleS, seconds, log) {
+  log(`latency: idle, settling ${settleS} s, then ${seconds} s measured`);
+  await sleep(settleS * 1000);
+  const { rows } = await admin.query(
+    "SELECT pid FROM pg_stat_activity WHERE backend_type IN ('outbox launcher', 'outbox worker')");
+  const pids = rows.map((r) => r.pid);
+  const before = cpuSeconds(pids);
+  await sleep(seconds * 1000);
+  const cpuMs = (cpuSeconds(pids) - before) * 1000;
+  return { processes: pids.length, seconds, cpuMs, coreShare: cpuMs / (seconds * 1000) };
+}
+
 async function warmUp(receiver, db, system) {
   receiver.reset();
   const { commits } = await produce(db, system, 20, 20, 10_000);
@@ -105,14 +123,19 @@ export async function measureLatency(log) {
   const hookUrl = `http://127.0.0.1:${receiver.port}/hook`;
   const lowCount = scale.latencyLowCount;
   const highCount = scale.latencyHighSeconds * HIGH_RATE;
-  const out = { lowIntervalMs: LOW_INTERVAL_MS, highRate: HIGH_RATE, scenarios: [] };
+  const moderateCount = scale.latencyHighSeconds * MODERATE_RATE;
+  const out = { lowIntervalMs: LOW_INTERVAL_MS, moderateRate: MODERATE_RATE, highRate: HIGH_RATE, scenarios: [] };
   let relay = null;
   try {
     await setSystem(admin, { 'outbox.url': hookUrl, 'outbox.paused': 'off' });
     await admin.query('TRUNCATE plain_outbox');
     await warmUp(receiver, single, 'outbox');
+    out.idle = await idleCpu(admin, scale.idleSettleS, scale.idleSeconds, log);
     log(`latency: outbox, one event every ${LOW_INTERVAL_MS} ms (${lowCount})`);
     out.scenarios.push(await scenario(receiver, single, 'outbox', 'low', lowCount, LOW_INTERVAL_MS, 10_000));
+    log(`latency: outbox, ${MODERATE_RATE}/s for ${scale.latencyHighSeconds} s`);
+    out.scenarios.push(await withWorkerCpu(admin, () =>
+      scenario(receiver, single, 'outbox', 'moderate', moderateCount, 1000 / MODERATE_RATE, 15_000)));
     log(`latency: outbox, ${HIGH_RATE}/s for ${scale.latencyHighSeconds} s`);
     out.scenarios.push(await withWorkerCpu(admin, () =>
       scenario(receiver, many, 'outbox', 'high', highCount, 1000 / HIGH_RATE, 15_000)));
@@ -157,6 +180,7 @@ export async function measureLatency(log) {
     await admin.end();
     await receiver.close();
   }
+  log(`  idle: ${out.idle.cpuMs} ms of CPU in ${out.idle.seconds} s (${out.idle.processes} processes)`);
   for (const s of out.scenarios) {
     log(`  ${s.system} ${s.rate}: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, max ${s.max.toFixed(1)} ms ` +
         `(${s.sent} sent at ${Math.round(s.achievedPerSecond)}/s, ${s.missing} missing)`);

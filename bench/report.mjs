@@ -46,6 +46,14 @@ export function buildRows(r) {
     }
     for (const c of [16, 1]) {
       const e = r.enqueue[c];
+      if (!e?.pgqRatio) continue;
+      add('1 enqueue', `enqueue() vs PgQ's pgq.insert_event, ${c} client${c > 1 ? 's' : ''}`,
+          `${fix(e.pgqRatio)}× (${int(e.median.outbox)} vs ${int(e.median.pgq)} tps)`, 'anchor', null,
+          `median of ${e.pgqRatios.length} per-round ratios, which ranged ${fix(Math.min(...e.pgqRatios))}–${fix(Math.max(...e.pgqRatios))}×`);
+    }
+    if (r.enqueue.pgqAvailable === false) add('1 enqueue', "enqueue() vs PgQ's pgq.insert_event", 'skipped: no pgq extension in this server', 'anchor');
+    for (const c of [16, 1]) {
+      const e = r.enqueue[c];
       if (!e) continue;
       add('1 enqueue', `enqueue() + notify_on_enqueue vs hand-made, ${c} client${c > 1 ? 's' : ''}`,
           `${fix(e.notifyRatio)}× (${int(e.median.notify)} tps)`, 'what NOTIFY costs', null,
@@ -57,14 +65,21 @@ export function buildRows(r) {
     const d = r.drain;
     add('2 drain', `drain ${int(d.events)} events to nginx`,
         `${int(d.eventsPerSecond)} events/s (${fix(d.seconds, 1)} s; 10–90 %: ${int(d.sustainedPerSecond)}/s)`,
-        '≥ 20,000/s', d.done && d.eventsPerSecond >= 20000,
+        '≥ 25,000/s', d.done && d.eventsPerSecond >= 25000,
         `${int(d.delivered)} delivered, ${d.dead} dead, ${d.pending} pending, ${int(d.httpRequests)} requests`);
     if (r.sink) {
       add('2 drain', 'drain rate / nginx ceiling', `${fix(d.eventsPerSecond / r.sink.requestsPerSecond, 3)}×`);
     }
   }
+  if (!failed('2 drain', 'mix drain', 'mix') && r.mix) {
+    const m = r.mix;
+    add('2 drain', `drain the mix: ${int(m.keyed)} events with distinct keys + ${int(m.unkeyed)} unkeyed, right after enqueueing`,
+        `${int(m.eventsPerSecond)} events/s (${fix(m.seconds, 1)} s; 10–90 %: ${int(m.sustainedPerSecond)}/s)`,
+        '≥ 25,000/s', m.done && m.eventsPerSecond >= 25000,
+        `${int(m.delivered)} delivered, ${m.dead} dead, ${m.pending} pending, ${int(m.httpRequests)} requests`);
+  }
   if (!failed('2 drain', 'keyed drains', 'keyed') && r.keyed) {
-    const targets = { 1: 5000, 10000: 15000 };
+    const targets = { 1: 10000, 10000: 20000 };
     for (const k of r.keyed.rounds) {
       const target = targets[k.keys];
       add('2 drain', `drain ${int(k.events)} events over ${int(k.keys)} key${k.keys > 1 ? 's' : ''}`,
@@ -76,16 +91,18 @@ export function buildRows(r) {
   if (!failed('2 drain', 'TLS', 'tls') && r.tls) {
     const t = r.tls;
     add('2 drain', `drain ${int(t.events)} events over HTTPS / over HTTP (same nginx, keep-alive)`,
-        `${fix(t.ratio)}× (${int(t.httpsPerSecond)} vs ${int(t.httpPerSecond)} events/s)`, '≥ 0.80×',
-        t.done && t.ratio >= 0.8,
+        `${fix(t.ratio)}× (${int(t.httpsPerSecond)} vs ${int(t.httpPerSecond)} events/s)`, '≥ 0.85×',
+        t.done && t.ratio >= 0.85,
         `median of ${t.ratios.length} pairs (${t.ratios.map((x) => fix(x)).join(', ')}); ` +
         `${int(t.handshakes)} TLS handshakes (connections nginx accepted) for ${int(t.events)} events`);
   }
   if (!failed('2 drain', 'brokers', 'brokers') && r.brokers) {
     const b = r.brokers;
-    const names = { nats: 'NATS JetStream', rabbitmq: 'RabbitMQ (confirms, persistent)', redis: 'Redis Streams' };
+    const names = { nats: 'NATS JetStream', rabbitmq: 'RabbitMQ (confirms, persistent)', redis: 'Redis Streams',
+                    kafka: 'Kafka (librdkafka mock cluster, 3 brokers, acks=all, idempotent)' };
     for (const [key, label] of Object.entries(names)) {
       const x = b[key];
+      if (!x) continue; // kafka: a library without it
       add('2 drain', `drain ${int(b.events)} events into ${label} / over HTTP`,
           `${fix(x.ratio)}× (${int(x.perSecond)} vs ${int(b.http.perSecond)} events/s)`, 'comparison', null,
           `${int(x.delivered)} delivered, ${int(x.dead)} dead in ${fix(x.seconds, 1)} s; broker on the same machine`);
@@ -120,17 +137,32 @@ export function buildRows(r) {
   }
 
   if (!failed('3 latency', 'latency', 'latency') && r.latency) {
+    const i = r.latency.idle;
+    if (i) {
+      add('3 latency', `idle: CPU of the launcher and the ${i.processes - 1} workers with nothing to do`,
+          `${int(i.cpuMs)} ms in ${i.seconds} s (${fix(i.coreShare * 100, 3)} % of a core)`, '≤ 0.5 % of a core',
+          i.coreShare <= 0.005, 'utime + stime from /proc');
+    }
+    // Issue 23's targets: p50 ≤ 1.5 ms at the low rate; p50 ≤ 2 ms and p99 ≤
+    // 10 ms at 1,000/s; worker CPU per event ≤ 0.3 ms at 100/s, ≤ 0.15 ms
+    // at 1,000/s.
+    const latencyTarget = { low: ['p50 ≤ 1.5 ms', (s) => s.p50 <= 1.5], moderate: ['info', null],
+                            high: ['p50 ≤ 2 ms, p99 ≤ 10 ms', (s) => s.p50 <= 2 && s.p99 <= 10] };
+    const cpuTarget = { moderate: 0.3, high: 0.15 };
     for (const s of r.latency.scenarios) {
-      const rate = s.rate === 'low' ? `1 per ${r.latency.lowIntervalMs} ms` : `${r.latency.highRate}/s`;
+      const rate = s.rate === 'low' ? `1 per ${r.latency.lowIntervalMs} ms`
+        : s.rate === 'moderate' ? `${r.latency.moderateRate}/s` : `${r.latency.highRate}/s`;
       const value = `p50 ${fix(s.p50)} / p90 ${fix(s.p90)} / p99 ${fix(s.p99)} / max ${fix(s.max, 1)} ms`;
       const detail = `${int(s.sent)} sent at ${int(s.achievedPerSecond)}/s, ${s.missing} missing, ` +
                      `${s.duplicates} duplicates, ${s.badSignatures} bad signatures`;
       if (s.system === 'outbox') {
+        const [target, meets] = latencyTarget[s.rate];
         add('3 latency', `commit→receipt, outbox, ${rate}${s.afterDrain ? ', right after a drain' : ''}`, value,
-            'p50 ≤ 2 ms, p99 ≤ 20 ms', s.missing === 0 && s.p50 <= 2 && s.p99 <= 20, detail);
+            target, meets ? s.missing === 0 && meets(s) : null, detail);
         if (s.workerCpuMsPerEvent !== undefined) {
+          const limit = cpuTarget[s.rate];
           add('3 latency', `  worker CPU per event, all workers, ${rate}${s.afterDrain ? ', after the drain' : ''}`,
-              `${fix(s.workerCpuMsPerEvent, 3)} ms`, '≤ 0.15 ms', s.workerCpuMsPerEvent <= 0.15,
+              `${fix(s.workerCpuMsPerEvent, 3)} ms`, `≤ ${limit} ms`, s.workerCpuMsPerEvent <= limit,
               'utime + stime of the workers from /proc, over the run, per event received');
         }
       } else {
@@ -242,6 +274,14 @@ export function buildRows(r) {
         `none: ${a.none.attemptRows.map(int).join(', ')}`,
         'all: one per attempt; none: 0 (derived)', ok);
   }
+  if (!failed('17 callbacks', 'a trivial callback on every delivery vs none', 'callbacks') && r.callbacks) {
+    const c = r.callbacks;
+    add('17 callbacks', `drain ${int(c.events)} events, a trivial callback on every delivery vs none`,
+        `${fix(c.ratio)}× (${int(c.with.medianPerSecond)} vs ${int(c.without.medianPerSecond)} events/s)`,
+        '≥ 0.8×', c.with.done && c.without.done && c.calls.every((x) => x === c.events) && c.ratio >= 0.8,
+        `median of ${c.ratios.length} per-pair ratios (order alternating), which ranged ` +
+        `${fix(Math.min(...c.ratios))}–${fix(Math.max(...c.ratios))}×; calls counted: ${c.calls.map(int).join(', ')}`);
+  }
   if (!failed('10 limited', 'a limited endpoint next to a fast one', 'limited') && r.limited) {
     const l = r.limited;
     const limits = `rate_limit ${l.rateLimit}/s, max_in_flight ${l.maxInFlight}`;
@@ -281,6 +321,28 @@ export function buildRows(r) {
     add('15 databases', `ten databases served and idle: CPU of their ${i.processes - 1} workers and the launcher`,
         `${int(i.cpuMs)} ms in ${i.seconds} s (${fix(i.coreShare * 100, 3)} % of a core)`, '≈ 0 (≤ 0.5 % of a core)',
         i.coreShare <= 0.005, 'utime + stime from /proc, after 30 s idle');
+  }
+  if (!failed('16 hostile', 'hostile peers', 'hostile') && r.hostile) {
+    const h = r.hostile;
+    const ms = (x) => `p50 ${fix(x.p50, 1)} / p99 ${fix(x.p99, 1)} ms`;
+    add('16 hostile', `healthy endpoint alone, commit→2xx (${int(h.events)} events, one per ${h.intervalMs} ms)`,
+        ms(h.alone), 'reference', null, `${h.alone.missing} missing, ${h.alone.failedAttempts} failed attempts`);
+    add('16 hostile', `healthy endpoint beside ${h.peers} hostile endpoints`,
+        `${ms(h.beside)}, ${h.beside.failedAttempts} failed attempts`, 'p99 < 100 ms, no failed attempt (issue 22)',
+        h.beside.missing === 0 && h.beside.p99 < 100 && h.beside.failedAttempts === 0,
+        `${h.beside.missing} missing; every hostile delivery finished ${fix(h.hostileSeconds, 1)} s after the first`);
+    const m = h.beside.memory;
+    add('16 hostile', 'worker private memory beside them: before / peak / after',
+        `${fix(m.before / 1024, 1)} / ${fix(m.peak / 1024, 1)} / ${fix(m.after / 1024, 1)} MiB`,
+        'peak ≤ before + 64 MiB, after ≤ before + 16 MiB', m.peak - m.before <= 65536 && m.after - m.before <= 16384,
+        `the worker that grew most (pid ${m.pid}); alone it went from ${fix(h.alone.memory.before / 1024, 1)} to ` +
+        `${fix(h.alone.memory.peak / 1024, 1)} MiB`);
+    const x = h.hostile;
+    add('16 hostile', 'hostile deliveries: failed with a reason / all', `${int(x.failed_with_reason)} / ${int(x.total)}`,
+        'all, none delivered, no redirect followed, no worker restart',
+        x.failed_with_reason === x.total && h.trap === 0 && !h.workerRestarts,
+        `${x.delivered} delivered, ${x.pending} pending; ${h.trap} requests reached the redirect target; ` +
+        `workers ${h.workerRestarts ? 'RESTARTED' : 'the same'}`);
   }
   return rows;
 }

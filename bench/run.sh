@@ -7,14 +7,14 @@
 #   --quick    the same at a smaller scale, about five minutes
 #   --full     1M-event drain, more and longer rounds
 #   --no-build use the installed extension and the built micro_bench as they are
-#   --only=a,b run only some measurements: sink micro enqueue claim stats drain
-#              prune fanout attempts limited keyed tls brokers pgNet load pollingDrain
+#   --only=a,b run only some measurements: sink micro enqueue claim stats drain mix callbacks
+#              prune fanout attempts limited keyed tls brokers hostile pgNet load pollingDrain
 #              latency databases (prune needs drain)
 #   --pg-net=DIR build pg_net from the source tree DIR (supabase/pg_net, not
 #              kept here) and compare it side by side (pgNet); without it
 #              that row says it was skipped
 #
-# Installs what is missing (apt: nginx, gnuplot-nox, wrk, build tools, and
+# Installs what is missing (apt: nginx, gnuplot-nox, wrk, PgQ, build tools, and
 # nats-server, rabbitmq-server, redis-server; npm: package.json), builds and
 # installs the extension, then runs everything on a throwaway cluster, an
 # nginx, node receivers and (brokers) the three brokers, all on loopback.
@@ -40,7 +40,8 @@ source "$root/scripts/deps.sh"
 source "$here/lib/cluster.sh"
 source "$here/lib/nginx.sh"
 
-ensure_deps test nginx gnuplot-nox wrk && require_node 20 || exit 1
+# PgQ: the anchor of row 1 (enqueue() against pgq.insert_event).
+ensure_deps test nginx gnuplot-nox wrk "postgresql-$debian_pg-pgq3" && require_node 20 || exit 1
 export PATH="$(pg_config --bindir):$PATH"
 
 if [ "$build" = 1 ]; then

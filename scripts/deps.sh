@@ -2,7 +2,7 @@
 # missing on a Debian machine (apt packages from scripts/dependencies, then
 # npm packages), and nothing else.
 # Usage: ensure_deps [group or apt package...]
-# The groups build, nats, amqp, redis, demo and node are always installed:
+# The groups build, nats, amqp, redis, kafka, demo and node are always installed:
 # the demo builds outbox with every broker, as a user building from source
 # with everything would.
 
@@ -55,7 +55,7 @@ dependency_packages() {
 
 ensure_deps() {
     local wanted=() missing=() pkg
-    mapfile -t wanted < <(dependency_packages build nats amqp redis demo node "$@")
+    mapfile -t wanted < <(dependency_packages build nats amqp redis kafka demo node "$@")
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
@@ -85,7 +85,8 @@ ensure_deps() {
     local root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     if [ ! -d "$root/node_modules/standardwebhooks" ] || [ ! -d "$root/node_modules/pg" ] ||
-       [ ! -d "$root/node_modules/nats" ] || [ ! -d "$root/node_modules/amqplib" ] || [ ! -d "$root/node_modules/redis" ]; then
+       [ ! -d "$root/node_modules/nats" ] || [ ! -d "$root/node_modules/amqplib" ] || [ ! -d "$root/node_modules/redis" ] ||
+       [ ! -d "$root/node_modules/kafkajs" ]; then
         echo "installing npm packages"
         (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
     fi

@@ -18,13 +18,15 @@ SHOW outbox.broker_protocols;
 SELECT outbox.create_endpoint('nats', 'nats://127.0.0.1:4222/events.{topic}');
 SELECT outbox.create_endpoint('rabbit', 'amqps://app:s3cret@rabbit.example.com/%2F?exchange=events');
 SELECT outbox.create_endpoint('redis', 'redis://127.0.0.1:6379/events', secret => ':hunter2');
+SELECT outbox.create_endpoint('kafka', 'kafka://app:hunter2@127.0.0.1:9092,127.0.0.1:9093/events.{topic}');
 -- The SQLSTATE of each scheme's refusal.
 DO $$
 DECLARE
     url text;
 BEGIN
     FOREACH url IN ARRAY ARRAY['nats://127.0.0.1/a', 'tls://nats.example.com/a', 'amqp://127.0.0.1/',
-                               'amqps://rabbit.example.com/', 'redis://127.0.0.1/s'] LOOP
+                               'amqps://rabbit.example.com/', 'redis://127.0.0.1/s', 'kafka://127.0.0.1/t',
+                               'kafkas://kafka.example.com/t'] LOOP
         BEGIN
             PERFORM outbox.create_endpoint('b', url);
             RAISE NOTICE '%: created', url;
@@ -37,6 +39,7 @@ $$;
 -- A bad URL is told as such first, as in a library with the protocol.
 SELECT outbox.create_endpoint('bad', 'nats://127.0.0.1/');
 SELECT outbox.create_endpoint('bad', 'rediss://127.0.0.1/events');
+SELECT outbox.create_endpoint('bad', 'kafka://127.0.0.1/a%20b');
 SELECT count(*) AS created FROM outbox.endpoints WHERE id > 0;
 
 -- Webhooks are all there.

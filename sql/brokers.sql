@@ -1,14 +1,14 @@
 \set SHOW_CONTEXT never
 -- This file needs a library with every broker protocol (the Makefile's
 -- BROKERS); sql/broker_missing.sql tests one built without them.
-SELECT current_setting('outbox.broker_protocols') = 'nats, amqp, redis' AS all_protocols \gset
+SELECT current_setting('outbox.broker_protocols') = 'nats, amqp, redis, kafka' AS all_protocols \gset
 \if :all_protocols
 SHOW outbox.broker_protocols;
 \else
 \echo 'skipped: this library lacks broker protocols (sql/broker_missing.sql tests it)'
 \quit
 \endif
--- Broker endpoints (nats://, tls://, amqp://, amqps://, redis://): created
+-- Broker endpoints (nats://, tls://, amqp://, amqps://, redis://, kafka://, kafkas://): created
 -- like HTTP ones; credentials in the URL are split off into the endpoint's
 -- secret (readable by no role) and never shown again; bad URLs are refused
 -- with a hint, without echoing credentials. Nothing is enqueued here.
@@ -25,6 +25,8 @@ SELECT outbox.create_endpoint('rabbit-tls', 'amqps://rabbit.example.com/prod?exc
 SELECT outbox.create_endpoint('redis', 'redis://:hunter2@127.0.0.1:6379/events?maxlen=1000',
                               rate_limit => 100, filter => '$.total > 10') AS returned;
 SELECT outbox.create_endpoint('redis-open', 'redis://127.0.0.1:6379/stream-{topic}') AS returned;
+SELECT outbox.create_endpoint('kafka', 'kafkas://app:s3cr%3At@k1.example.com:9093,k2.example.com:9093/outbox.{topic}'
+                                       '?sasl_mechanism=SCRAM-SHA-512', topics => '{order.*}') AS returned;
 
 -- Stored URLs have no credentials; neither has anything a role can read.
 SELECT name, url, topics FROM outbox.endpoint_status WHERE name <> 'default' ORDER BY name;
@@ -48,6 +50,8 @@ SELECT outbox.create_endpoint('bad', 'nats://127.0.0.1/');
 SELECT outbox.create_endpoint('bad', 'amqp://guest:hunter2@127.0.0.1/?exchnage=x');
 SELECT outbox.create_endpoint('bad', 'redis://127.0.0.1/events?maxlen=-1');
 SELECT outbox.create_endpoint('bad', 'nats://127.0.0.1/a.{tpoic}');
+SELECT outbox.create_endpoint('bad', 'kafka://app:hunter2@127.0.0.1/events%20{topic}');
+SELECT outbox.create_endpoint('bad', 'kafka://127.0.0.1/events?sasl_mechanism=GSSAPI');
 -- HTTP URLs with credentials were refused before, and still are, redacted.
 SELECT outbox.create_endpoint('bad', 'https://user:hunter2@example.com/hook');
 SELECT count(*) AS bad_endpoints FROM outbox.endpoints WHERE name = 'bad';

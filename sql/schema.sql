@@ -32,12 +32,12 @@ ORDER BY p.oid::regprocedure::text;
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'outbox\_%' ORDER BY 1;
 
 SELECT has_schema_privilege('public', 'outbox', 'USAGE') AS public_schema_usage,
-       has_function_privilege('public', 'outbox.enqueue(text, jsonb, text, jsonb, uuid)', 'EXECUTE')
+       has_function_privilege('public', 'outbox.enqueue(text, jsonb, text, jsonb, uuid, text)', 'EXECUTE')
            AS public_enqueue,
        has_table_privilege('public', 'outbox.events', 'SELECT') AS public_events,
        has_table_privilege('public', 'outbox.deliveries', 'SELECT') AS public_deliveries;
 
-SELECT has_function_privilege('outbox_writer', 'outbox.enqueue(text, jsonb, text, jsonb, uuid)', 'EXECUTE')
+SELECT has_function_privilege('outbox_writer', 'outbox.enqueue(text, jsonb, text, jsonb, uuid, text)', 'EXECUTE')
            AS writer_enqueue,
        has_table_privilege('outbox_writer', 'outbox.events', 'SELECT, INSERT, UPDATE, DELETE') AS writer_events,
        has_table_privilege('outbox_writer', 'outbox.deliveries', 'SELECT, INSERT, UPDATE, DELETE')

@@ -123,7 +123,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
+CREATE OR REPLACE FUNCTION outbox.create_endpoint_config(name text, url text, topics text[] DEFAULT '{*}',
                                        secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
                                        timeout interval DEFAULT NULL, rate_limit double precision DEFAULT NULL,
                                        max_in_flight integer DEFAULT NULL, max_attempts integer DEFAULT NULL,
@@ -140,44 +140,44 @@ DECLARE
     stored_url text;
     broker boolean;
 BEGIN
-    IF create_endpoint.name IS NULL OR create_endpoint.url IS NULL OR create_endpoint.topics IS NULL THEN
+    IF create_endpoint_config.name IS NULL OR create_endpoint_config.url IS NULL OR create_endpoint_config.topics IS NULL THEN
         RAISE EXCEPTION 'name, url and topics must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF create_endpoint.name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' THEN
-        RAISE EXCEPTION 'invalid endpoint name "%"', left(create_endpoint.name, 64)
+    IF create_endpoint_config.name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid endpoint name "%"', left(create_endpoint_config.name, 64)
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'An endpoint name is 1 to 63 letters, digits, ''.'', ''_'' or ''-'', starting with a letter or digit.';
     END IF;
-    IF create_endpoint.timeout <= interval '0' THEN
+    IF create_endpoint_config.timeout <= interval '0' THEN
         RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM outbox.check_endpoint(create_endpoint.url, create_endpoint.topics, create_endpoint.headers,
-                                  create_endpoint.secret);
-    PERFORM outbox.check_endpoint_policy(create_endpoint.rate_limit, create_endpoint.max_in_flight,
-                                         create_endpoint.max_attempts, create_endpoint.retry_base,
-                                         create_endpoint.retry_max, create_endpoint.filter,
-                                         create_endpoint.disable_after);
-    IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint.name) THEN
-        RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint.name
+    PERFORM outbox.check_endpoint(create_endpoint_config.url, create_endpoint_config.topics, create_endpoint_config.headers,
+                                  create_endpoint_config.secret);
+    PERFORM outbox.check_endpoint_policy(create_endpoint_config.rate_limit, create_endpoint_config.max_in_flight,
+                                         create_endpoint_config.max_attempts, create_endpoint_config.retry_base,
+                                         create_endpoint_config.retry_max, create_endpoint_config.filter,
+                                         create_endpoint_config.disable_after);
+    IF EXISTS (SELECT 1 FROM outbox.endpoints AS ep WHERE ep.name = create_endpoint_config.name) THEN
+        RAISE EXCEPTION 'endpoint "%" already exists', create_endpoint_config.name
             USING ERRCODE = 'duplicate_object', HINT = 'Use outbox.alter_endpoint() to change it.';
     END IF;
     -- A broker endpoint keeps its credentials (from the URL or `secret`) as
     -- its secret, and its URL without them; it signs nothing.
-    broker := outbox.is_broker_url(create_endpoint.url);
+    broker := outbox.is_broker_url(create_endpoint_config.url);
     IF broker THEN
-        stored_url := outbox.broker_url(create_endpoint.url);
-        signing_secret := outbox.broker_secret(create_endpoint.url, create_endpoint.secret);
+        stored_url := outbox.broker_url(create_endpoint_config.url);
+        signing_secret := outbox.broker_secret(create_endpoint_config.url, create_endpoint_config.secret);
     ELSE
-        stored_url := create_endpoint.url;
-        signing_secret := COALESCE(create_endpoint.secret, outbox.new_secret());
+        stored_url := create_endpoint_config.url;
+        signing_secret := COALESCE(create_endpoint_config.secret, outbox.new_secret());
     END IF;
     INSERT INTO outbox.endpoints (name, url, topics, headers, timeout, rate_limit, max_in_flight, max_attempts,
                                   retry_base, retry_max, filter, disable_after)
-    VALUES (create_endpoint.name, stored_url, create_endpoint.topics,
-            NULLIF(create_endpoint.headers, '{}'::jsonb), create_endpoint.timeout, create_endpoint.rate_limit,
-            create_endpoint.max_in_flight, create_endpoint.max_attempts,
-            create_endpoint.retry_base, create_endpoint.retry_max, create_endpoint.filter,
-            NULLIF(create_endpoint.disable_after, interval '0'))
+    VALUES (create_endpoint_config.name, stored_url, create_endpoint_config.topics,
+            NULLIF(create_endpoint_config.headers, '{}'::jsonb), create_endpoint_config.timeout, create_endpoint_config.rate_limit,
+            create_endpoint_config.max_in_flight, create_endpoint_config.max_attempts,
+            create_endpoint_config.retry_base, create_endpoint_config.retry_max, create_endpoint_config.filter,
+            NULLIF(create_endpoint_config.disable_after, interval '0'))
     RETURNING id INTO new_id;
     IF signing_secret IS NOT NULL THEN
         INSERT INTO outbox.endpoint_secrets (endpoint_id, secret) VALUES (new_id, signing_secret);
@@ -191,7 +191,7 @@ $$;
 -- (rate_limit: none; max_in_flight: a fair share; max_attempts, retry_base,
 -- retry_max: the outbox.* settings; filter: none; disable_after: 5 days).
 -- disable_after => '0' never disables.
-CREATE OR REPLACE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
+CREATE OR REPLACE FUNCTION outbox.alter_endpoint_config(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
                                       headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL,
                                       rate_limit double precision DEFAULT NULL, max_in_flight integer DEFAULT NULL,
                                       max_attempts integer DEFAULT NULL, retry_base interval DEFAULT NULL,
@@ -202,72 +202,72 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    target integer := outbox.endpoint_id(alter_endpoint.name, true);
+    target integer := outbox.endpoint_id(alter_endpoint_config.name, true);
     resettable constant text[] := '{rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter,
                                     disable_after}';
     current outbox.endpoints;
-    new_url text := alter_endpoint.url;
+    new_url text := alter_endpoint_config.url;
     credentials text;
 BEGIN
     PERFORM outbox.refuse_default(target, 'alter',
         'The default endpoint is configured by outbox.url in postgresql.conf.');
-    IF alter_endpoint.timeout <= interval '0' THEN
+    IF alter_endpoint_config.timeout <= interval '0' THEN
         RAISE EXCEPTION 'timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT (coalesce(alter_endpoint.reset, '{}') <@ resettable) THEN
-        RAISE EXCEPTION 'cannot reset %', (SELECT string_agg(r, ', ') FROM unnest(alter_endpoint.reset) AS r
+    IF NOT (coalesce(alter_endpoint_config.reset, '{}') <@ resettable) THEN
+        RAISE EXCEPTION 'cannot reset %', (SELECT string_agg(r, ', ') FROM unnest(alter_endpoint_config.reset) AS r
                                            WHERE r IS NULL OR r <> ALL (resettable))
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'reset takes rate_limit, max_in_flight, max_attempts, retry_base, retry_max, filter and disable_after.';
     END IF;
-    PERFORM outbox.check_endpoint(alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers, NULL);
+    PERFORM outbox.check_endpoint(alter_endpoint_config.url, alter_endpoint_config.topics, alter_endpoint_config.headers, NULL);
     SELECT * INTO current FROM outbox.endpoints AS ep WHERE ep.id = target;
     -- An HTTP endpoint's secrets are signing keys, a broker's its
     -- credentials: an endpoint stays what it is. New credentials in a broker
     -- URL replace the old ones.
-    IF alter_endpoint.url IS NOT NULL THEN
-        IF outbox.is_broker_url(alter_endpoint.url) <> outbox.is_broker_url(current.url) THEN
-            RAISE EXCEPTION 'cannot change endpoint "%" between HTTP and a message broker', alter_endpoint.name
+    IF alter_endpoint_config.url IS NOT NULL THEN
+        IF outbox.is_broker_url(alter_endpoint_config.url) <> outbox.is_broker_url(current.url) THEN
+            RAISE EXCEPTION 'cannot change endpoint "%" between HTTP and a message broker', alter_endpoint_config.name
                 USING ERRCODE = 'feature_not_supported',
                       HINT = 'Create a new endpoint with outbox.create_endpoint() and drop this one.';
         END IF;
-        IF outbox.is_broker_url(alter_endpoint.url) THEN
-            new_url := outbox.broker_url(alter_endpoint.url);
-            credentials := outbox.broker_secret(alter_endpoint.url, NULL);
+        IF outbox.is_broker_url(alter_endpoint_config.url) THEN
+            new_url := outbox.broker_url(alter_endpoint_config.url);
+            credentials := outbox.broker_secret(alter_endpoint_config.url, NULL);
         END IF;
     END IF;
     -- The policy as it will be, checked whole (retry_base against retry_max).
     PERFORM outbox.check_endpoint_policy(
-        alter_endpoint.rate_limit, alter_endpoint.max_in_flight,
-        coalesce(alter_endpoint.max_attempts, current.max_attempts),
-        CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL
-             ELSE coalesce(alter_endpoint.retry_base, current.retry_base) END,
-        CASE WHEN 'retry_max' = ANY (alter_endpoint.reset) THEN NULL
-             ELSE coalesce(alter_endpoint.retry_max, current.retry_max) END,
-        alter_endpoint.filter, alter_endpoint.disable_after);
+        alter_endpoint_config.rate_limit, alter_endpoint_config.max_in_flight,
+        coalesce(alter_endpoint_config.max_attempts, current.max_attempts),
+        CASE WHEN 'retry_base' = ANY (alter_endpoint_config.reset) THEN NULL
+             ELSE coalesce(alter_endpoint_config.retry_base, current.retry_base) END,
+        CASE WHEN 'retry_max' = ANY (alter_endpoint_config.reset) THEN NULL
+             ELSE coalesce(alter_endpoint_config.retry_max, current.retry_max) END,
+        alter_endpoint_config.filter, alter_endpoint_config.disable_after);
     UPDATE outbox.endpoints AS ep
     SET url = COALESCE(new_url, ep.url),
-        topics = COALESCE(alter_endpoint.topics, ep.topics),
-        headers = CASE WHEN alter_endpoint.headers IS NULL THEN ep.headers
-                       ELSE NULLIF(alter_endpoint.headers, '{}'::jsonb) END,
-        timeout = COALESCE(alter_endpoint.timeout, ep.timeout),
-        rate_limit = CASE WHEN 'rate_limit' = ANY (alter_endpoint.reset) THEN NULL
-                          ELSE COALESCE(alter_endpoint.rate_limit, ep.rate_limit) END,
-        max_in_flight = CASE WHEN 'max_in_flight' = ANY (alter_endpoint.reset) THEN NULL
-                             ELSE COALESCE(alter_endpoint.max_in_flight, ep.max_in_flight) END,
-        max_attempts = CASE WHEN 'max_attempts' = ANY (alter_endpoint.reset) THEN NULL
-                            ELSE COALESCE(alter_endpoint.max_attempts, ep.max_attempts) END,
-        retry_base = CASE WHEN 'retry_base' = ANY (alter_endpoint.reset) THEN NULL
-                          ELSE COALESCE(alter_endpoint.retry_base, ep.retry_base) END,
-        retry_max = CASE WHEN 'retry_max' = ANY (alter_endpoint.reset) THEN NULL
-                         ELSE COALESCE(alter_endpoint.retry_max, ep.retry_max) END,
-        filter = CASE WHEN 'filter' = ANY (alter_endpoint.reset) THEN NULL
-                      ELSE COALESCE(alter_endpoint.filter, ep.filter) END,
-        filter_errors = CASE WHEN 'filter' = ANY (alter_endpoint.reset) OR alter_endpoint.filter IS NOT NULL
+        topics = COALESCE(alter_endpoint_config.topics, ep.topics),
+        headers = CASE WHEN alter_endpoint_config.headers IS NULL THEN ep.headers
+                       ELSE NULLIF(alter_endpoint_config.headers, '{}'::jsonb) END,
+        timeout = COALESCE(alter_endpoint_config.timeout, ep.timeout),
+        rate_limit = CASE WHEN 'rate_limit' = ANY (alter_endpoint_config.reset) THEN NULL
+                          ELSE COALESCE(alter_endpoint_config.rate_limit, ep.rate_limit) END,
+        max_in_flight = CASE WHEN 'max_in_flight' = ANY (alter_endpoint_config.reset) THEN NULL
+                             ELSE COALESCE(alter_endpoint_config.max_in_flight, ep.max_in_flight) END,
+        max_attempts = CASE WHEN 'max_attempts' = ANY (alter_endpoint_config.reset) THEN NULL
+                            ELSE COALESCE(alter_endpoint_config.max_attempts, ep.max_attempts) END,
+        retry_base = CASE WHEN 'retry_base' = ANY (alter_endpoint_config.reset) THEN NULL
+                          ELSE COALESCE(alter_endpoint_config.retry_base, ep.retry_base) END,
+        retry_max = CASE WHEN 'retry_max' = ANY (alter_endpoint_config.reset) THEN NULL
+                         ELSE COALESCE(alter_endpoint_config.retry_max, ep.retry_max) END,
+        filter = CASE WHEN 'filter' = ANY (alter_endpoint_config.reset) THEN NULL
+                      ELSE COALESCE(alter_endpoint_config.filter, ep.filter) END,
+        filter_errors = CASE WHEN 'filter' = ANY (alter_endpoint_config.reset) OR alter_endpoint_config.filter IS NOT NULL
                              THEN 0 ELSE ep.filter_errors END,
-        disable_after = CASE WHEN 'disable_after' = ANY (alter_endpoint.reset) THEN interval '5 days'
-                             WHEN alter_endpoint.disable_after IS NULL THEN ep.disable_after
-                             ELSE NULLIF(alter_endpoint.disable_after, interval '0') END,
+        disable_after = CASE WHEN 'disable_after' = ANY (alter_endpoint_config.reset) THEN interval '5 days'
+                             WHEN alter_endpoint_config.disable_after IS NULL THEN ep.disable_after
+                             ELSE NULLIF(alter_endpoint_config.disable_after, interval '0') END,
         updated_at = now()
     WHERE ep.id = target;
     IF credentials IS NOT NULL THEN
@@ -276,6 +276,68 @@ BEGIN
     END IF;
 END
 $$;
+
+-- create_endpoint() and alter_endpoint() are the caller's own (SECURITY
+-- INVOKER): a callback they name (on_result) is checked for, and runs as,
+-- the role that names it (outbox.set_endpoint_callback, C). The endpoint
+-- itself is written by the SECURITY DEFINER functions above.
+CREATE OR REPLACE FUNCTION outbox.create_endpoint(name text, url text, topics text[] DEFAULT '{*}',
+                                       secret text DEFAULT NULL, headers jsonb DEFAULT NULL,
+                                       timeout interval DEFAULT NULL, rate_limit double precision DEFAULT NULL,
+                                       max_in_flight integer DEFAULT NULL, max_attempts integer DEFAULT NULL,
+                                       retry_base interval DEFAULT NULL, retry_max interval DEFAULT NULL,
+                                       filter jsonpath DEFAULT NULL,
+                                       disable_after interval DEFAULT '5 days', on_result text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    signing_secret text;
+BEGIN
+    signing_secret := outbox.create_endpoint_config(
+        create_endpoint.name, create_endpoint.url, create_endpoint.topics, create_endpoint.secret,
+        create_endpoint.headers, create_endpoint.timeout, create_endpoint.rate_limit, create_endpoint.max_in_flight,
+        create_endpoint.max_attempts, create_endpoint.retry_base, create_endpoint.retry_max, create_endpoint.filter,
+        create_endpoint.disable_after);
+    IF create_endpoint.on_result <> '' THEN
+        PERFORM outbox.set_endpoint_callback(create_endpoint.name, create_endpoint.on_result);
+    END IF;
+    RETURN signing_secret;
+END
+$$;
+
+-- on_result => '' removes the callback.
+CREATE OR REPLACE FUNCTION outbox.alter_endpoint(name text, url text DEFAULT NULL, topics text[] DEFAULT NULL,
+                                      headers jsonb DEFAULT NULL, timeout interval DEFAULT NULL,
+                                      rate_limit double precision DEFAULT NULL, max_in_flight integer DEFAULT NULL,
+                                      max_attempts integer DEFAULT NULL, retry_base interval DEFAULT NULL,
+                                      retry_max interval DEFAULT NULL, filter jsonpath DEFAULT NULL,
+                                      disable_after interval DEFAULT NULL, reset text[] DEFAULT NULL,
+                                      on_result text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM outbox.alter_endpoint_config(
+        alter_endpoint.name, alter_endpoint.url, alter_endpoint.topics, alter_endpoint.headers,
+        alter_endpoint.timeout, alter_endpoint.rate_limit, alter_endpoint.max_in_flight, alter_endpoint.max_attempts,
+        alter_endpoint.retry_base, alter_endpoint.retry_max, alter_endpoint.filter, alter_endpoint.disable_after,
+        alter_endpoint.reset);
+    IF alter_endpoint.on_result IS NOT NULL THEN
+        PERFORM outbox.set_endpoint_callback(alter_endpoint.name, alter_endpoint.on_result);
+    END IF;
+END
+$$;
+
+-- Sets (or, with NULL or '', removes) an endpoint's callback, as the
+-- caller: the role it will run as. Its pending deliveries will call it too.
+CREATE OR REPLACE FUNCTION outbox.set_endpoint_callback(endpoint text, on_result text)
+RETURNS void
+LANGUAGE c
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'outbox_set_endpoint_callback';
 
 CREATE OR REPLACE FUNCTION outbox.rotate_secret(name text, new_secret text DEFAULT NULL,
                                      grace interval DEFAULT '24 hours')
@@ -405,14 +467,19 @@ BEGIN
     IF replay.endpoint IS NOT NULL THEN
         target := outbox.endpoint_id(replay.endpoint);
     END IF;
-    INSERT INTO outbox.deliveries AS d (event_id, endpoint_id, seq, key)
-    SELECT ev.id, ep.id, ev.seq, ev.key
+    -- A callback the event or the endpoint names is called again at the
+    -- new end (an old one still failing is dropped: the new end replaces it).
+    INSERT INTO outbox.deliveries AS d (event_id, endpoint_id, seq, key, callback_state)
+    SELECT ev.id, ep.id, ev.seq, ev.key,
+           CASE WHEN ev.on_result IS NOT NULL OR ep.on_result IS NOT NULL THEN 'waiting' END
     FROM outbox.endpoints AS ep
     WHERE (target IS NOT NULL AND ep.id = target)
        OR (target IS NULL AND ep.enabled AND outbox.topic_matches(ep.topics, ev.topic)
            AND (ep.id <> 0 OR current_setting('outbox.url') <> ''))
     ON CONFLICT ON CONSTRAINT deliveries_pkey DO UPDATE
-    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL;
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL,
+        callback_state = EXCLUDED.callback_state, callback_attempts = 0, callback_next_at = NULL,
+        callback_error = NULL;
     GET DIAGNOSTICS queued = ROW_COUNT;
     PERFORM pg_notify(current_setting('outbox.channel'), '');
     RETURN queued;
@@ -444,8 +511,16 @@ BEGIN
     IF redrive.since >= redrive.until THEN
         RAISE EXCEPTION 'since must be before until' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- A callback is called again at the new end (one still failing for the
+    -- old end is dropped: the new end replaces it).
     UPDATE outbox.deliveries AS d
-    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+    SET state = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL,
+        callback_state = CASE WHEN EXISTS (SELECT FROM outbox.events AS e
+                                           WHERE e.id = d.event_id AND e.on_result IS NOT NULL)
+                                   OR EXISTS (SELECT FROM outbox.endpoints AS ep
+                                              WHERE ep.id = d.endpoint_id AND ep.on_result IS NOT NULL)
+                              THEN 'waiting' END,
+        callback_attempts = 0, callback_next_at = NULL, callback_error = NULL
     WHERE d.endpoint_id = target AND d.state = 'dead'
       AND (redrive.since IS NULL OR d.finished_at >= redrive.since)
       AND (redrive.until IS NULL OR d.finished_at < redrive.until)
@@ -458,3 +533,15 @@ BEGIN
     RETURN queued;
 END
 $$;
+
+-- Ends an event's pending deliveries as dead: to the named endpoint, or to
+-- every endpoint. They end as any delivery does: the callback is called
+-- (in this transaction), the key's next delivery moves up, each is
+-- announced (outbox.delivery.dead). Returns how many it ended.
+CREATE OR REPLACE FUNCTION outbox.discard(event_id uuid, endpoint text DEFAULT NULL)
+RETURNS integer
+LANGUAGE c SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+AS 'MODULE_PATHNAME', 'outbox_discard';

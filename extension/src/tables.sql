@@ -15,11 +15,38 @@ CREATE TABLE outbox.events (
     key         text,
     payload     jsonb       NOT NULL,
     headers     jsonb,
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The callback this event names (enqueue(..., on_result)), in
+    -- regprocedure's output form, and the role that named it, which it runs
+    -- as. Text, not regprocedure: pg_upgrade refuses user tables with
+    -- regprocedure columns, and a dump must load where the function or role
+    -- is missing (the callback then fails when it runs, visibly).
+    on_result       text,
+    on_result_role  text
 );
 
 -- What dispatch scans: events by enqueuing transaction.
 CREATE INDEX events_dispatch ON outbox.events (txid, seq);
+
+-- What a callback is called with when a delivery ends (see README,
+-- "Callbacks"): the event, the endpoint's name, the final state
+-- ('delivered' or 'dead'), the attempts, the last HTTP status, the response
+-- body (as jsonb when it is JSON, and as text) and the response headers
+-- (lower-case names).
+CREATE TYPE outbox.delivery_result AS (
+    event_id         uuid,
+    topic            text,
+    key              text,
+    payload          jsonb,
+    headers          jsonb,
+    endpoint         text,
+    state            text,
+    attempts         integer,
+    status           integer,
+    response         jsonb,
+    response_text    text,
+    response_headers jsonb
+);
 
 -- Webhook endpoints. Row 0 is the default endpoint, whose URL and secret
 -- are outbox.url and outbox.secret in postgresql.conf; it receives every
@@ -55,7 +82,11 @@ CREATE TABLE outbox.endpoints (
     filter          jsonpath,
     filter_errors   bigint      NOT NULL DEFAULT 0,
     -- Disabled once every attempt has failed for this long; NULL: never.
-    disable_after   interval    DEFAULT '5 days' CHECK (disable_after > interval '0')
+    disable_after   interval    DEFAULT '5 days' CHECK (disable_after > interval '0'),
+    -- The callback of its deliveries (an event's own wins) and the role that
+    -- set it (alter_endpoint(..., on_result)), as on outbox.events.
+    on_result       text,
+    on_result_role  text
 );
 CREATE SEQUENCE outbox.endpoints_id_seq AS integer START 1 OWNED BY outbox.endpoints.id;
 ALTER TABLE outbox.endpoints ALTER COLUMN id SET DEFAULT pg_catalog.nextval('outbox.endpoints_id_seq');
@@ -94,6 +125,16 @@ CREATE TABLE outbox.deliveries (
     last_response   text,
     finished_at     timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
+    -- Its callback (the event's on_result, or the endpoint's): NULL, none;
+    -- 'waiting', to be called when the delivery ends; 'done', called and
+    -- committed with the outcome; 'pending', failed and to be called again
+    -- at callback_next_at; 'dead', failed outbox.callback_max_attempts times.
+    callback_state      text CHECK (callback_state IN ('waiting', 'pending', 'done', 'dead')),
+    callback_attempts   integer NOT NULL DEFAULT 0,
+    callback_next_at    timestamptz,
+    callback_error      text,
+    -- The response headers of its last attempt, kept for its callback.
+    last_response_headers jsonb,
     PRIMARY KEY (event_id, endpoint_id),
     CHECK ((state = 'pending') = (finished_at IS NULL))
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05);
@@ -106,6 +147,16 @@ CREATE INDEX deliveries_due ON outbox.deliveries (endpoint_id, next_attempt_at, 
 -- Per-key order: "is there an earlier pending delivery of this key?"
 CREATE INDEX deliveries_key_order ON outbox.deliveries (endpoint_id, key, seq)
     WHERE state = 'pending' AND key IS NOT NULL;
+
+-- Callbacks to call again, by due time.
+CREATE INDEX deliveries_callbacks_due ON outbox.deliveries (callback_next_at)
+    WHERE callback_state = 'pending';
+
+-- Per-key order behind a callback: "is there an earlier delivery of this
+-- key whose callback has not committed yet?" (and the callbacks that died,
+-- for the statistics).
+CREATE INDEX deliveries_callbacks ON outbox.deliveries (endpoint_id, key, seq)
+    WHERE callback_state IN ('pending', 'dead');
 
 -- What pruning scans: finished rows, oldest first.
 CREATE INDEX deliveries_finished ON outbox.deliveries (state, finished_at)

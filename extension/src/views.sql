@@ -1,3 +1,19 @@
+-- The callbacks of an endpoint's deliveries that have not committed:
+-- failed and to be called again (pending), or failed for good (dead), and
+-- the newest error among them (deliveries_callbacks holds just these).
+-- SECURITY DEFINER: pg_monitor reads outbox.stats, not the deliveries.
+CREATE OR REPLACE FUNCTION outbox.endpoint_callbacks(endpoint_id integer,
+    OUT callbacks_pending bigint, OUT callbacks_dead bigint, OUT last_callback_error text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*) FILTER (WHERE d.callback_state = 'pending'),
+           count(*) FILTER (WHERE d.callback_state = 'dead'),
+           (array_agg(d.callback_error ORDER BY d.finished_at DESC))[1]
+    FROM outbox.deliveries AS d
+    WHERE d.callback_state IN ('pending', 'dead') AND d.endpoint_id = endpoint_callbacks.endpoint_id
+$$;
+
 -- Endpoints with their state, without secrets.
 CREATE OR REPLACE VIEW outbox.endpoint_status AS
 SELECT ep.name,
@@ -10,8 +26,10 @@ SELECT ep.name,
         ORDER BY d.last_attempt_at DESC LIMIT 1) AS last_error,
        ep.rate_limit, ep.max_in_flight, ep.max_attempts, ep.retry_base, ep.retry_max, ep.filter, ep.filter_errors,
        ep.disable_after,
-       ep.failing_since
+       ep.failing_since,
+       ep.on_result, cb.callbacks_pending, cb.callbacks_dead, cb.last_callback_error
 FROM outbox.endpoints AS ep
+CROSS JOIN LATERAL outbox.endpoint_callbacks(ep.id) AS cb
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE d.state = 'pending') AS pending,
            count(*) FILTER (WHERE d.state = 'delivered') AS delivered,
@@ -38,7 +56,9 @@ SELECT ep.name AS endpoint,
        coalesce(now() - g.oldest_due, interval '0') AS lag,
        c.delivered, c.failed_attempts, c.last_success_at, c.last_failure_at, c.consecutive_failures,
        c.latency_p50, c.latency_p99, c.stats_reset,
-       ep.enabled, ep.failing_since
+       ep.enabled, ep.failing_since,
+       cb.callbacks_pending, cb.callbacks_dead
 FROM outbox.endpoints AS ep
+CROSS JOIN LATERAL outbox.endpoint_callbacks(ep.id) AS cb
 CROSS JOIN LATERAL outbox.endpoint_gauges(ep.id) AS g
 CROSS JOIN LATERAL outbox.endpoint_counters(ep.id) AS c;

@@ -36,7 +36,7 @@ void Agenda::check_timers(Clock::time_point now, milliseconds poll_interval) {
     if (now >= claim_deadline_) {
         // The poll timer or the earliest retry fell due: look for work,
         // and re-arm the timer so that an idle worker does not spin.
-        want_claim_ = dispatch_due_ = next_due_stale_ = true;
+        want_claim_ = dispatch_due_ = claim_due_ = next_due_stale_ = true;
         polled_ = true;
         claim_deadline_ = now + stretched_poll(poll_interval, quiet_polls_);
         if (next_due_at_ <= now) next_due_at_ = Clock::time_point::max();  // looked up again
@@ -50,7 +50,7 @@ void Agenda::check_timers(Clock::time_point now, milliseconds poll_interval) {
 void Agenda::look_by(Clock::time_point until) { claim_deadline_ = std::min(claim_deadline_, until); }
 
 bool Agenda::after_transaction(Clock::time_point now, milliseconds poll_interval, const Found& found) {
-    if (found.dispatched != 0 || found.claimed) quiet_polls_ = 0;
+    if (found.dispatched != 0 || found.took_any) quiet_polls_ = 0;
     else if (polled_) quiet_polls_++;
     polled_ = false;
     claim_deadline_ = now + stretched_poll(poll_interval, quiet_polls_);
@@ -59,6 +59,9 @@ bool Agenda::after_transaction(Clock::time_point now, milliseconds poll_interval
     // woke this one: look again once it is done, without waking it.
     dispatch_due_ = found.dispatched == found.dispatch_limit || found.dispatched < 0;
     if (found.dispatched < 0) dispatch_retry_at_ = now + kDispatchRetry;
+    // Deliveries may be due until a claim has looked (one that found no
+    // room for them did not).
+    claim_due_ = found.claimed ? found.claimed_full : claim_due_ || found.claimed_full;
     want_claim_ = found.claimed_full || found.dispatched == found.dispatch_limit;
     // More than this worker took, or enough commits since its last look
     // that it may fall behind: the others share the work (commits wake

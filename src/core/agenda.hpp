@@ -3,10 +3,18 @@
 // deliveries (pg/step.cpp), and how long it may sleep (pg/worker.cpp).
 // Pure: every call is told the time.
 //
-// What makes it look: a wake-up (a commit sets its latch, a NOTIFY), the
-// poll timer (outbox.poll_interval), the earliest retry it knows of, the
-// end of an endpoint's pause, another worker's dispatch being over; and
-// what its last transaction found (a full claim or dispatch: probably more).
+// What makes it look: a wake-up (a commit sets its latch, a NOTIFY, another
+// worker asks it to share the work), the poll timer (outbox.poll_interval),
+// the earliest retry it knows of, the end of an endpoint's pause, another
+// worker's dispatch being over; and what its last transaction found (a full
+// claim or dispatch: probably more).
+//
+// A transaction dispatches new events and leases at once what it makes of
+// them, so a commit needs no claim: the claim (a statement of its own) runs
+// only when something else may have become due: a poll, a retry or pause
+// falling due, a keyed result recorded (its key's next delivery moves up),
+// a NOTIFY (endpoints enabled, deliveries replayed), another worker's
+// request, a dispatch that left due deliveries unleased, a full claim.
 #pragma once
 
 #include <chrono>
@@ -22,9 +30,15 @@ public:
     // A worker starts by looking at once.
     explicit Agenda(Clock::time_point now) : claim_deadline_(now) {}
 
-    // A commit with new events, or a NOTIFY: dispatch and claim.
-    void wake() {
+    // A commit with new events: dispatch (and lease what it makes).
+    void commit_woke() {
         want_claim_ = dispatch_due_ = true;
+        quiet_polls_ = 0;
+    }
+
+    // A NOTIFY, or another worker asking to share its work: dispatch and claim.
+    void wake() {
+        want_claim_ = dispatch_due_ = claim_due_ = true;
         quiet_polls_ = 0;
     }
 
@@ -51,9 +65,12 @@ public:
     // be looked up until a transaction does.
     void retry_written() { next_due_stale_ = true; }
 
-    // Results are being recorded: they may unblock keys (a head delivered or
-    // dead) and change the next due time, so the same transaction claims.
-    void claim_after_recording() { want_claim_ = true; }
+    // Recorded results unblocked keys (a head delivered or dead, with a
+    // delivery behind it): the same transaction claims.
+    void claim_after_recording() { want_claim_ = claim_due_ = true; }
+
+    // Claims were handed back (due again at once): claim.
+    void claim_handed_back() { want_claim_ = claim_due_ = true; }
 
     // Nothing can be delivered (the extension is missing or of another
     // version): look again at the next poll.
@@ -63,8 +80,9 @@ public:
     struct Found {
         int dispatched = 0;      // events dispatched; -1: another worker was dispatching
         int dispatch_limit = 0;  // at most this many were asked for
-        bool claimed = false;                    // it claimed something
-        bool claimed_full = false;               // a claim came back full: probably more
+        bool claimed = false;                    // every endpoint there was room for was claimed from
+        bool claimed_full = false;               // a claim came back full, or due deliveries were left: more
+        bool took_any = false;                   // it claimed or leased something (the poll was not quiet)
         std::optional<int64_t> next_due_ms;      // looked up: the earliest retry (-1: none)
     };
     // Re-arms the poll timer and decides what the next round does. Returns
@@ -78,8 +96,10 @@ public:
     // A wake-up or work found brings it back.
     static std::chrono::milliseconds stretched_poll(std::chrono::milliseconds poll_interval, int quiet);
 
+    // Whether a transaction is wanted (to dispatch, claim or both).
     bool wants_claim() const { return want_claim_; }
     bool dispatch_due() const { return dispatch_due_; }
+    bool claim_due() const { return claim_due_; }
     bool next_due_stale() const { return next_due_stale_; }
     Clock::time_point claim_deadline() const { return claim_deadline_; }
     Clock::time_point dispatch_retry_at() const { return dispatch_retry_at_; }
@@ -87,6 +107,7 @@ public:
 private:
     bool want_claim_ = true;
     bool dispatch_due_ = true;  // events may have been committed since the last dispatch
+    bool claim_due_ = true;     // deliveries may be due that no dispatch leases
     Clock::time_point claim_deadline_;  // the poll timer, or earlier: a retry or a pause falls due
     Clock::time_point dispatch_retry_at_ = Clock::time_point::max();  // after another worker's dispatch
     Clock::time_point next_due_at_ = Clock::time_point::max();  // the earliest retry, as last looked up

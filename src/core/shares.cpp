@@ -9,10 +9,12 @@ std::size_t claim_window(std::size_t slots, std::size_t batch_size) { return slo
 
 std::size_t free_slots(std::size_t window, std::size_t used) { return used >= window ? 0 : window - used; }
 
-std::size_t fair_share(std::size_t max_in_flight, std::size_t sharing, std::size_t held_by_limited) {
+Share fair_share(std::size_t max_in_flight, std::size_t batch_size, std::size_t sharing,
+                 std::size_t held_by_limited) {
     std::size_t left = max_in_flight > held_by_limited ? max_in_flight - held_by_limited : 1;
     sharing = std::max<std::size_t>(sharing, 1);
-    return std::max<std::size_t>(1, (left + sharing - 1) / sharing);
+    std::size_t ahead = std::min(max_in_flight, batch_size);
+    return Share{std::max<std::size_t>(1, left / sharing), ahead / sharing};
 }
 
 std::size_t endpoint_cap(int endpoint_max, std::size_t max_in_flight, std::size_t fair) {
@@ -20,8 +22,8 @@ std::size_t endpoint_cap(int endpoint_max, std::size_t max_in_flight, std::size_
     return std::min(static_cast<std::size_t>(endpoint_max), max_in_flight);
 }
 
-std::size_t endpoint_claim_window(std::size_t cap, std::size_t batch_size, double rate_limit) {
-    std::size_t window = claim_window(cap, batch_size);
+std::size_t endpoint_claim_window(std::size_t cap, std::size_t ahead, double rate_limit) {
+    std::size_t window = claim_window(cap, ahead);
     if (rate_limit > 0) window = std::min(window, static_cast<std::size_t>(std::ceil(rate_limit)) + 1);
     return window;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,8 +25,10 @@ public:
     const std::vector<unsigned char>& bytes() const noexcept { return key_; }
 
 private:
-    explicit SigningKey(std::vector<unsigned char> key) : key_(std::move(key)) {}
+    struct Mac;  // the HMAC state with this key set, made once (signing.cpp)
+    explicit SigningKey(std::vector<unsigned char> key);
     std::vector<unsigned char> key_;
+    std::shared_ptr<Mac> mac_;  // shared by copies; the worker signs from one thread
 };
 
 // The value of the webhook-signature header: one "v1,..." per key, separated

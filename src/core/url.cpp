@@ -35,7 +35,11 @@ bool has_part(CURLU* handle, CURLUPart part) {
 std::string redact_url(std::string_view url) {
     size_t scheme_end = url.find("://");
     size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-    size_t authority_end = url.find_first_of("/?#", authority);
+    // The authority ends at '/', '?' or '#'; but a password typed with a
+    // '?' or '#' in it would then show in the message about the URL it
+    // broke. Only '/' ends what is hidden (at worst, a query with an '@'
+    // and no path before it is hidden too).
+    size_t authority_end = url.find('/', authority);
     std::string_view host_part = url.substr(authority, authority_end == std::string_view::npos
                                                            ? std::string_view::npos : authority_end - authority);
     size_t at = host_part.rfind('@');

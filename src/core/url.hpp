@@ -14,7 +14,8 @@ namespace outbox::core {
 void validate_endpoint_url(std::string_view url);
 
 // The URL with any user:password part replaced by "***", so that it can be
-// shown in an error or a log line.
+// shown in an error or a log line: everything up to the last '@' before
+// the path, even when a '?' or '#' in a password ends the authority early.
 std::string redact_url(std::string_view url);
 
 }  // namespace outbox::core

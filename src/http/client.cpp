@@ -20,6 +20,9 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// Response headers up to this size leave a handle fit to be used again.
+constexpr std::size_t kPooledHeaderBytes = 16 * 1024;
+
 // One transfer: everything libcurl points into must live here until the
 // transfer is finished.
 struct Transfer {
@@ -30,7 +33,9 @@ struct Transfer {
     const Options* options = nullptr;
     SteadyClock::time_point started;
     std::size_t bytes_read = 0;
-    bool cut_off = false;       // stopped reading at max_read
+    std::size_t header_bytes = 0;  // of the response headers, interim ones included
+    bool cut_off = false;       // stopped reading the body at max_read
+    bool headers_cut_off = false;  // stopped reading headers at max_read
     std::string refused_reason; // set by the address guard
     bool attempted = false;     // the guard let a connection attempt through
     char error_buffer[CURL_ERROR_SIZE] = {0};
@@ -82,11 +87,26 @@ size_t on_body(char* data, size_t size, size_t nmemb, void* userdata) noexcept {
 size_t on_header(char* data, size_t size, size_t nmemb, void* userdata) noexcept {
     auto* t = static_cast<Transfer*>(userdata);
     size_t len = size * nmemb;
+    t->header_bytes += len;
+    // libcurl reads up to 300 kB of headers (interim responses included)
+    // and parses every line, which costs the worker's loop milliseconds
+    // per transfer: a peer sending header floods at each of its slots
+    // held every other endpoint's requests for hundreds of milliseconds.
+    if (t->header_bytes > t->options->max_read) {
+        t->headers_cut_off = true;
+        return 0;
+    }
     try {
         if (iequals_prefix(data, len, "http/")) {
             t->response.retry_after.clear();  // a new (possibly interim) response begins
-        } else if (iequals_prefix(data, len, "retry-after:")) {
-            t->response.retry_after = trim(std::string_view(data + 12, len - 12));
+            t->response.headers.clear();
+        } else {
+            if (iequals_prefix(data, len, "retry-after:"))
+                t->response.retry_after = trim(std::string_view(data + 12, len - 12));
+            std::string line = trim(std::string_view(data, len));
+            if (line.find(':') != std::string::npos &&
+                t->response.headers.size() + line.size() < t->options->max_headers)
+                t->response.headers.append(line).push_back('\n');
         }
     } catch (...) {
         return 0;
@@ -169,7 +189,11 @@ std::string describe_error(CURL* easy, CURLcode code, const Transfer& t) {
         case CURLE_SEND_ERROR:
         case CURLE_GOT_NOTHING:
         case CURLE_PARTIAL_FILE: return fmt::format("connection error: {}", detail);
-        case CURLE_UNSUPPORTED_PROTOCOL: return fmt::format("unsupported URL scheme: {}", detail);
+        case CURLE_UNSUPPORTED_PROTOCOL:
+            // Also what libcurl says of an answer that is no HTTP (HTTP/0.9,
+            // a status line it cannot read) once connected.
+            if (t.attempted) return fmt::format("invalid response: {}", detail);
+            return fmt::format("unsupported URL scheme: {}", detail);
         case CURLE_URL_MALFORMAT: return fmt::format("malformed URL: {}", detail);
         default: return detail;
     }
@@ -202,7 +226,12 @@ struct Client::Impl {
         if (epoll_fd >= 0) close(epoll_fd);
     }
 
-    static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) noexcept {
+    // curl keeps a pointer per socket (curl_multi_assign) from the first
+    // call for it to its CURL_POLL_REMOVE: set while the socket is in the
+    // epoll set, it says ADD or MOD without a failing call first (curl
+    // removes a connection's socket after each transfer and adds it back
+    // for the next, so that was a failed syscall per request).
+    static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) noexcept {
         auto* self = static_cast<Impl*>(userp);
         epoll_event ev{};
         ev.data.fd = s;
@@ -211,8 +240,10 @@ struct Client::Impl {
             return 0;
         }
         ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-        if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, s, &ev) != 0)
-            epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, s, &ev);
+        if (socketp != nullptr && epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+        if (epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, s, &ev);
+        curl_multi_assign(self->multi, s, self);
         return 0;
     }
 
@@ -235,6 +266,9 @@ struct Client::Impl {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && t->cut_off && status > 0)) {
             r.status = status;
+        } else if (code == CURLE_WRITE_ERROR && t->headers_cut_off) {
+            r.status = 0;
+            r.error = fmt::format("invalid response: headers over {} bytes", t->options->max_read);
         } else if (!t->refused_reason.empty() && (code == CURLE_ABORTED_BY_CALLBACK || !t->attempted)) {
             // Every address was refused (or the connection to be reused
             // was): no request left. Had another address been tried, its
@@ -247,6 +281,14 @@ struct Client::Impl {
             r.error = describe_error(easy, code, *t);
         }
         completed.push_back(std::move(r));
+        // A handle keeps its header buffer across curl_easy_reset(): one
+        // that read a header bomb (up to max_read) would hold that much in
+        // the pool for good, times max_in_flight. Such handles, and those
+        // of failed transfers, are freed instead.
+        if (code != CURLE_OK || t->header_bytes > kPooledHeaderBytes) {
+            curl_easy_cleanup(easy);
+            return;
+        }
         curl_easy_reset(easy);
         idle_handles.push_back(easy);
     }
@@ -328,6 +370,13 @@ void Client::start(Request request) {
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!o.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, o.ca_file.c_str());
+    // Trust the CA file alone (outbox.ca_file, else the bundle libcurl was
+    // built with), not also a CA directory (Debian's libcurl adds
+    // /etc/ssl/certs): libcurl caches the certificate store in the multi
+    // handle only for a CA file. Without the cache every TLS handshake
+    // parses the whole bundle, about 25 ms of the worker's loop each, so a
+    // peer that fails handshakes fast stalled every other endpoint.
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, o.user_agent.c_str());
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);

@@ -34,6 +34,8 @@ struct Response {
     bool refused = false;               // refused by the address policy (no connection attempted)
     std::string body;                   // at most Options::max_body bytes of the response body
     std::string retry_after;            // the Retry-After header, if present
+    std::string headers;                // the final response's headers, "name: value\n" lines, at most
+                                        // Options::max_headers bytes (whole lines)
     std::chrono::microseconds duration{0};
 };
 
@@ -42,7 +44,8 @@ struct Options {
     std::string ca_file;                 // empty: the system's CA bundle
     std::string user_agent = "outbox";
     std::size_t max_body = 4096;         // bytes of the response body kept
-    std::size_t max_read = 65536;        // bytes read before the transfer is cut off
+    std::size_t max_read = 65536;        // bytes of the body, and of the headers, read before the transfer is cut off
+    std::size_t max_headers = 8192;      // bytes of response headers kept
     long max_connections = 64;           // connections kept alive in the cache
 };
 

@@ -67,7 +67,7 @@ void Claimer::begin() {
 // At a moderate rate that is most of the new deliveries, each without a
 // claim's UPDATE.
 int Claimer::dispatch_and_lease(int limit, const ClaimPlan& plan, std::vector<Ready>& claimed,
-                                std::map<int32, int>& leased) {
+                                std::map<int32, int>& leased, int* left_due) {
     std::vector<int32> endpoints, limits;
     int lease_ms = 0;
     int room = static_cast<int>(scheduler_.free_slots());
@@ -78,15 +78,17 @@ int Claimer::dispatch_and_lease(int limit, const ClaimPlan& plan, std::vector<Re
         limits.push_back(std::min(wanted, room));
         lease_ms = std::max(lease_ms, lease_ms_of(e));
     }
-    ClaimedRow* rows = nullptr;
-    int n = 0;
-    int dispatched = pg_call([&] {
-        return dispatch_events(limit, !settings_.url.empty(), lease_ms, endpoints.data(), limits.data(),
-                               static_cast<int>(endpoints.size()), query_cxt_, &rows, &n);
+    DispatchResult result;
+    pg_call([&] {
+        DispatchRequest request{limit, !settings_.url.empty(), lease_ms,
+                                int4_array(endpoints.data(), static_cast<int>(endpoints.size())),
+                                int4_array(limits.data(), static_cast<int>(limits.size()))};
+        dispatch_events(request, query_cxt_, &result);
     });
-    for (int i = 0; i < n; i++) leased[rows[i].endpoint_id]++;
-    holdings_.claimed_pending += static_cast<std::size_t>(adopt_claims(rows, n, claimed));
-    return dispatched;
+    for (int i = 0; i < result.n_leased; i++) leased[result.leased[i].endpoint_id]++;
+    holdings_.claimed_pending += static_cast<std::size_t>(adopt_claims(result.leased, result.n_leased, claimed));
+    *left_due = result.left_due;
+    return result.dispatched;
 }
 
 // How long claims of `e` are leased: the setting, or longer than its
@@ -100,7 +102,7 @@ int Claimer::claim_into(int32 endpoint_id, int limit, std::vector<Ready>& claime
     const Endpoint& endpoint = holdings_.endpoints.at(endpoint_id);
     ClaimedRow* rows = nullptr;
     int followers = endpoint.limited()
-                        ? static_cast<int>(scheduler_.claim_window_of(endpoint, scheduler_.endpoint_cap()))
+                        ? static_cast<int>(scheduler_.claim_window_of(endpoint, scheduler_.share()))
                         : settings_.batch_size * kPipelineBatches;
     int n = pg_call([&] {
         return claim_deliveries(endpoint_id, limit, lease_ms_of(endpoint), followers, query_cxt_, &rows);
@@ -126,7 +128,7 @@ int Claimer::adopt_claims(const ClaimedRow* rows, int n, std::vector<Ready>& cla
         milliseconds request_timeout = endpoint.timeout.value_or(settings_.request_timeout);
         Clock::time_point start_by = Clock::now() + (milliseconds(lease_ms_of(endpoint)) - request_timeout) / 2;
         Ready ready{++last_tag_, {}, std::nullopt,
-                    InFlight{row.event_id, row.endpoint_id, row.attempt, row.created_at}, start_by};
+                    InFlight{row.event_id, row.event_uuid, row.endpoint_id, row.attempt, row.created_at}, start_by};
         if (endpoint.broker) ready.message = broker_message(endpoint, row, ready.tag, request_timeout);
         else ready.request = http_request(settings_, endpoint, row, ready.tag, request_timeout, timestamp);
         ready.delivery.keyed = row.key != nullptr;

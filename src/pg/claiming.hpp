@@ -35,10 +35,11 @@ public:
 
     // Dispatches up to `limit` events, and leases at once what `plan` would
     // claim of the new deliveries of unlimited endpoints; counts them per
-    // endpoint in `leased`. Returns how many events it dispatched (-1:
-    // another worker was dispatching).
+    // endpoint in `leased`, and in `left_due` the new deliveries it left
+    // for a claim. Returns how many events it dispatched (-1: another worker
+    // was dispatching).
     int dispatch_and_lease(int limit, const ClaimPlan& plan, std::vector<Ready>& claimed,
-                           std::map<int32, int>& leased);
+                           std::map<int32, int>& leased, int* left_due);
 
     // Claims up to `limit` due deliveries of the endpoint, with their
     // pipelines; returns how many went to `claimed`.

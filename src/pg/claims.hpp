@@ -5,6 +5,7 @@
 extern "C" {
 #include "postgres.h"
 #include "datatype/timestamp.h"
+#include "utils/uuid.h"
 }
 
 #include <cstddef>
@@ -23,6 +24,7 @@ namespace outbox::pg {
 
 struct InFlight {
     std::string event_id;
+    pg_uuid_t uuid;  // the same, as the statements take it
     int32 endpoint_id;
     int32 attempt;
     TimestampTz created_at;  // the delivery's, just after its event's commit

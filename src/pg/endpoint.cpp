@@ -30,6 +30,13 @@ Endpoint endpoint_from_row(const EndpointRow& row, const Settings& settings) {
             if (space == std::string_view::npos) break;
             secrets.remove_prefix(space + 1);
         }
+        // Every HTTP endpoint but the default one is created with a secret
+        // and keeps one through rotations. Without one it is being restored
+        // (pg_restore loads endpoint_secrets after endpoints, in a
+        // transaction of its own) or was changed by hand: its deliveries
+        // wait rather than go out unsigned. The secrets' arrival changes the
+        // endpoints version and the worker loads it again.
+        if (e.held_unsigned()) e.enabled = false;
     }
     e.headers = split_header_lines(row.header_lines);
     e.retry = settings.retry;

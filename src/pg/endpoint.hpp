@@ -44,6 +44,9 @@ struct Endpoint {
 
     // Whether it has a limit of its own (limits.hpp), and no fair share.
     bool limited() const { return rate_limit > 0 || max_in_flight > 0; }
+    // An HTTP endpoint other than the default one without a secret: its
+    // deliveries are held, not sent unsigned (endpoint_from_row).
+    bool held_unsigned() const { return id != 0 && !broker && keys.empty(); }
 };
 
 // The endpoint of a row of load_endpoints(). The default endpoint (id 0)

@@ -1,4 +1,8 @@
-// outbox.enqueue(topic, payload, key, headers, event_id) RETURNS uuid
+// outbox.enqueue(topic, payload, key, headers, event_id, on_result) RETURNS uuid
+//
+// SECURITY INVOKER, so that the role naming a callback (on_result) is the
+// caller's (callback_name.hpp); the planned insert runs as the extension's
+// owner, and the direct one checks no table privilege.
 //
 // Validates everything first, then writes the event as one row, so that bad
 // input never half-applies. The row is written without SQL where it can be
@@ -11,6 +15,7 @@
 #include "core/uuid.hpp"
 #include "core/validate.hpp"
 #include "pg/datum.hpp"
+#include "pg/callback_name.hpp"
 #include "pg/event_insert.hpp"
 #include "pg/gucs.hpp"
 #include "pg/guard.hpp"
@@ -21,6 +26,7 @@ extern "C" {
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
@@ -59,34 +65,44 @@ void validate_payload(Jsonb* payload) {
 // what idempotent enqueue means. A fresh UUIDv7 cannot collide, so that
 // insert skips ON CONFLICT's speculative insertion, a measurable part of
 // the cost of a one-row insert.
-constexpr const char* kInsertSql = R"sql(
-INSERT INTO outbox.events (id, topic, key, payload, headers)
-VALUES ($1, $2, $3, $4, $5)
-)sql";
-constexpr const char* kInsertIdempotentSql = R"sql(
-INSERT INTO outbox.events (id, topic, key, payload, headers)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (id) DO NOTHING
-)sql";
+// The planned inserts: plain or idempotent, with a callback or without
+// (without, they name only 0.2.0's columns: a new library serves the old
+// schema until ALTER EXTENSION outbox UPDATE).
+constexpr const char* kInsertSql[2][2] = {
+    {"INSERT INTO outbox.events (id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)",
+     "INSERT INTO outbox.events (id, topic, key, payload, headers, on_result, on_result_role)\n"
+     "VALUES ($1, $2, $3, $4, $5, $6, $7)"},
+    {"INSERT INTO outbox.events (id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)\n"
+     "ON CONFLICT (id) DO NOTHING",
+     "INSERT INTO outbox.events (id, topic, key, payload, headers, on_result, on_result_role)\n"
+     "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING"}};
 
-SPIPlanPtr insert_plan = nullptr;
-SPIPlanPtr insert_idempotent_plan = nullptr;
+SPIPlanPtr insert_plans[2][2] = {};
 
 // PostgreSQL-only: the planned insert, kept for the session. Used for an
 // idempotent enqueue (ON CONFLICT) and when outbox.events is not the table
 // insert_event_directly() knows.
-void insert_event(bool idempotent, const EventRow& row) {
+struct PlannedInsert {
+    bool idempotent;
+    const EventRow* row;
+};
+
+void insert_event(void* arg) {
+    bool idempotent = static_cast<PlannedInsert*>(arg)->idempotent;
+    const EventRow& row = *static_cast<PlannedInsert*>(arg)->row;
+    bool callback = row.on_result != 0;
+    int nargs = callback ? 7 : 5;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    SPIPlanPtr& plan = idempotent ? insert_idempotent_plan : insert_plan;
+    SPIPlanPtr& plan = insert_plans[idempotent][callback];
     if (plan == nullptr) {
-        Oid types[5] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID};
-        SPIPlanPtr prepared = SPI_prepare(idempotent ? kInsertIdempotentSql : kInsertSql, 5, types);
+        Oid types[7] = {UUIDOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID, TEXTOID};
+        SPIPlanPtr prepared = SPI_prepare(kInsertSql[idempotent][callback], nargs, types);
         if (prepared == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         SPI_keepplan(prepared);
         plan = prepared;
     }
-    Datum values[5] = {row.id, row.topic, row.key, row.payload, row.headers};
-    char nulls[5] = {' ', ' ', row.key_null ? 'n' : ' ', ' ', row.headers_null ? 'n' : ' '};
+    Datum values[7] = {row.id, row.topic, row.key, row.payload, row.headers, row.on_result, row.on_result_role};
+    char nulls[7] = {' ', ' ', row.key_null ? 'n' : ' ', ' ', row.headers_null ? 'n' : ' ', ' ', ' '};
     int rc = SPI_execute_plan(plan, values, nulls, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "inserting the event failed: %s", SPI_result_code_string(rc));
     SPI_finish();
@@ -145,11 +161,27 @@ Datum enqueue(FunctionCallInfo fcinfo, bool operational) {
         memcpy(id->data, PG_GETARG_UUID_P(4)->data, UUID_LEN);
     }
 
+    // The callback, checked for the caller, who is the role it will run as.
+    Datum on_result = 0, on_result_role = 0;
+    if (!operational && has_arg(fcinfo, 5)) {
+        pg_call([&] {
+            char* name = TextDatumGetCString(PG_GETARG_DATUM(5));
+            if (name[0] == '\0') return;
+            Oid role = GetUserId();
+            on_result = CStringGetTextDatum(name_callback(name, role));
+            on_result_role = CStringGetTextDatum(GetUserNameFromId(role, false));
+        });
+    }
+
     WritingEvent writing;
     pg_call([&] {
-        EventRow row{UUIDPGetDatum(id),       PointerGetDatum(topic),   PointerGetDatum(key), key_null,
-                     PointerGetDatum(payload), PointerGetDatum(headers), headers_null};
-        if (caller_id || !insert_event_directly(row)) insert_event(caller_id, row);
+        EventRow row{UUIDPGetDatum(id),        PointerGetDatum(topic),   PointerGetDatum(key), key_null,
+                     PointerGetDatum(payload), PointerGetDatum(headers), headers_null,         on_result,
+                     on_result_role};
+        if (caller_id || !insert_event_directly(row)) {
+            PlannedInsert insert{caller_id, &row};
+            as_extension_owner(insert_event, &insert);
+        }
         if (guc_notify_on_enqueue) Async_Notify(guc_channel, "");
     });
     wake_on_commit = true;

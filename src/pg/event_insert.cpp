@@ -42,6 +42,7 @@ struct Column {
 constexpr Column kColumns[] = {
     {"id", UUIDOID},      {"seq", INT8OID},      {"txid", XID8OID},     {"topic", TEXTOID},
     {"key", TEXTOID},     {"payload", JSONBOID}, {"headers", JSONBOID}, {"created_at", TIMESTAMPTZOID},
+    {"on_result", TEXTOID}, {"on_result_role", TEXTOID},
 };
 constexpr int kNumColumns = sizeof(kColumns) / sizeof(kColumns[0]);
 constexpr AttrNumber kSeqAttnum = 2;
@@ -154,6 +155,10 @@ bool insert_event_directly(const EventRow& row) {
     values[6] = row.headers;
     nulls[6] = row.headers_null;
     values[7] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());  // now()
+    values[8] = row.on_result;
+    nulls[8] = row.on_result == 0;
+    values[9] = row.on_result_role;
+    nulls[9] = row.on_result_role == 0;
     insert_row(rel, values, nulls);
     table_close(rel, NoLock);  // the lock is held to the end of the transaction
     return true;

@@ -18,6 +18,8 @@ struct EventRow {
     Datum payload;
     Datum headers;
     bool headers_null;
+    Datum on_result = 0;       // text; 0: no callback
+    Datum on_result_role = 0;  // text, with on_result
 };
 
 // Inserts `row` into outbox.events through the executor's single-row insert

@@ -42,6 +42,9 @@ int guc_lease_ms = 60000;
 int guc_retention_s = 86400;
 int guc_dead_retention_s = 7 * 86400;
 int guc_max_payload_size = 1024 * 1024;
+int guc_max_reply_size = 64 * 1024;
+int guc_max_response_size = 4096;
+int guc_callback_max_attempts = 5;
 char* guc_channel = nullptr;
 bool guc_notify_on_enqueue = false;
 int guc_log_attempts = kLogAttemptsFailures;
@@ -231,6 +234,12 @@ void define_gucs() {
         &guc_connect_timeout_ms, 10000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
         nullptr, nullptr);
     DefineCustomIntVariable(
+        "outbox.max_reply_size",
+        "Largest reply of a broker (NATS, RabbitMQ, Redis) a worker holds in memory.",
+        "A connection whose broker sends more, or an unfinished reply past it, is closed.",
+        &guc_max_reply_size, 64 * 1024, 4096, 64 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
         "outbox.poll_interval",
         "Fallback wake-up of the workers when no commit or NOTIFY wakes them.", nullptr,
         &guc_poll_interval_ms, 1000, 10, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
@@ -285,6 +294,13 @@ void define_gucs() {
         "Users may lower it; only a superuser may raise it.", &guc_max_payload_size,
         1024 * 1024, 1, MaxAllocSize / 2, PGC_USERSET, GUC_UNIT_BYTE, check_max_payload_size,
         nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.max_response_size", "Bytes of a response body kept for its delivery and its callback.",
+        "A longer body is cut there (and is no longer JSON for the callback's response).", &guc_max_response_size,
+        4096, 0, 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "outbox.callback_max_attempts", "Calls of a failing callback before it is dead (outbox.callback.dead).",
+        nullptr, &guc_callback_max_attempts, 5, 1, 1000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomStringVariable(
         "outbox.channel", "Channel the workers LISTEN on: NOTIFY it to wake them.", nullptr,
         &guc_channel, "outbox", PGC_SIGHUP, 0, check_channel, nullptr, nullptr);
@@ -300,7 +316,7 @@ void define_gucs() {
     static char* broker_protocols = nullptr;
     DefineCustomStringVariable(
         "outbox.broker_protocols", "Broker protocols this build of the library delivers to.",
-        "nats, amqp, redis when built with libnats, librabbitmq and hiredis; empty: webhooks only.",
+        "nats, amqp, redis, kafka when built with libnats, librabbitmq, hiredis and librdkafka; empty: webhooks only.",
         &broker_protocols, brokers.c_str(), PGC_INTERNAL, GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, nullptr,
         nullptr, nullptr);
     MarkGUCPrefixReserved("outbox");

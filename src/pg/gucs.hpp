@@ -32,6 +32,9 @@ extern int guc_lease_ms;
 extern int guc_retention_s;
 extern int guc_dead_retention_s;
 extern int guc_max_payload_size;
+extern int guc_max_reply_size;
+extern int guc_max_response_size;      // bytes of a response body kept
+extern int guc_callback_max_attempts;  // calls of a failing callback before it is dead
 extern char* guc_channel;
 extern bool guc_notify_on_enqueue;
 extern int guc_log_attempts;  // LogAttempts

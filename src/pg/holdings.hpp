@@ -14,6 +14,7 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -45,21 +46,24 @@ struct Finished {
     std::string error;
     int64 duration_us = 0;
     std::string response;
+    std::string response_headers;  // "name: value\n" lines
 };
 
 // What waits to be written in the next transaction (recording.hpp).
 struct Results {
     std::vector<Finished> finished;
-    bool keyed = false;                  // a result in `finished` is of a keyed delivery
+    TimestampTz keyed_since = DT_NOEND;  // the earliest made of its keyed deliveries; DT_NOEND: none
     Clock::time_point oldest{};          // when the first of `finished` came
     std::map<int32, std::string> gone;   // endpoints to disable, with the reason
     std::vector<HealthNote> health;      // endpoint health changes to tell
 
     void add(Finished f) {
         if (finished.empty()) oldest = Clock::now();
-        keyed = keyed || f.delivery.keyed;
+        if (f.delivery.keyed) keyed_since = std::min(keyed_since, f.delivery.created_at);
         finished.push_back(std::move(f));
     }
+
+    bool keyed() const { return keyed_since != DT_NOEND; }  // a result in `finished` is of a keyed delivery
 };
 
 struct Holdings {

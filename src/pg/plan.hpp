@@ -15,7 +15,7 @@ namespace outbox::pg {
 struct Plan {
     const char* sql;
     int nargs;
-    Oid types[10];
+    Oid types[12];
     SPIPlanPtr plan;
 };
 

@@ -42,12 +42,15 @@ WITH gone AS (
     WHERE d.ctid = ANY (ARRAY(
             (SELECT f.ctid FROM outbox.deliveries AS f
              WHERE f.state = 'delivered' AND f.finished_at < now() - $1 * interval '1 second'
+               AND f.callback_state IS DISTINCT FROM 'pending'
              ORDER BY f.finished_at LIMIT $3)
             UNION ALL
             (SELECT f.ctid FROM outbox.deliveries AS f
              WHERE f.state = 'dead' AND f.finished_at < now() - $2 * interval '1 second'
+               AND f.callback_state IS DISTINCT FROM 'pending'
              ORDER BY f.finished_at LIMIT $3)))
       AND d.finished_at < now() - least($1, $2) * interval '1 second'
+      AND d.callback_state IS DISTINCT FROM 'pending'  -- a callback still to be called keeps its row
     RETURNING d.event_id
 )
 SELECT count(*)::int4, array_agg(DISTINCT event_id) FROM gone

@@ -1,6 +1,10 @@
-// The worker's SQL: dispatch, claim, record, next due time, endpoints. Every function here
-// is "PostgreSQL-only" (plain C data, may ereport) and must be called through
-// pg_call(), inside a transaction opened by transaction.hpp.
+// The worker's statements: dispatch, claim, record, next due time, endpoints.
+// Prepared once per process and kept (plan.hpp), schema-qualified, run with
+// the worker's fixed search_path; outbox.dispatch_and_lease(), claim(),
+// record() and unpark_heads() (relay.cpp) run the very same ones, so an
+// external relay follows the same rules as the worker. Every function here
+// is "PostgreSQL-only" (plain C data, may ereport): call it through pg_call()
+// from C++, inside a transaction.
 #pragma once
 
 extern "C" {
@@ -8,46 +12,46 @@ extern "C" {
 #include "datatype/timestamp.h"
 }
 
+#include "pg/spi_values.hpp"
+
 namespace outbox::pg {
 
-// One claimed delivery; strings are NUL-terminated and palloc'd in the
-// memory context given to claim_deliveries().
-struct ClaimedRow {
-    char* event_id;      // uuid text
-    int32 endpoint_id;
-    int32 attempt;       // this attempt's number (already counted)
-    char* topic;
-    char* payload;       // JSON text, the request body
-    int payload_len;
-    char* header_lines;  // event headers as "name: value\n..." or nullptr
-    TimestampTz created_at;  // the delivery's
-    char* key;           // nullptr: unkeyed
+// What a dispatch is asked: up to `max_events` newly visible events, the
+// default endpoint included when `include_default` (outbox.url is set); and
+// to lease (for `lease_ms`, attempt counted) up to lease_limits[i] of the
+// deliveries it makes for endpoint lease_endpoints[i] (int4[] both) that are
+// due at once, as a claim would.
+struct DispatchRequest {
+    int max_events;
+    bool include_default;
+    int64 lease_ms;
+    Datum lease_endpoints;
+    Datum lease_limits;
 };
 
-// Creates the deliveries of up to `max_events` newly visible events
-// (outbox.dispatch_and_lease); returns how many events it dispatched, or -1
-// when another worker was dispatching. Up to lease_limits[i] of the
-// deliveries it makes for endpoint lease_endpoints[i] that are due at once
-// come back leased (for `lease_ms`, attempt counted) in *leased, palloc'd
-// in `out`, like claimed ones.
-int dispatch_events(int max_events, bool include_default, int lease_ms, const int32* lease_endpoints,
-                    const int32* lease_limits, int n_lease, MemoryContext out, ClaimedRow** leased, int* n_leased);
+struct DispatchResult {
+    int dispatched = 0;     // events dispatched; -1: another worker was dispatching
+    int left_due = 0;       // deliveries made due at once but not leased (for a claim)
+    ClaimedRow* leased = nullptr;  // in seq order, palloc'd in the context given
+    int n_leased = 0;
+};
 
-// Moves up parked keyed deliveries that head their key (outbox.unpark_heads).
-int unpark_heads();
+// Creates the deliveries of newly visible events (queue_dispatch.cpp).
+void dispatch_events(const DispatchRequest& request, MemoryContext out, DispatchResult* result);
 
 // Claims up to `limit` due deliveries of `endpoint_id` (FOR UPDATE SKIP
 // LOCKED), leasing them for `lease_ms` and counting the attempt. A keyed
 // delivery is claimed only when no earlier delivery of the same key and
-// endpoint is still pending; with up to `followers` of the deliveries that
-// follow it in its key (its pipeline, see outbox.claim). Rows are in seq
-// order; a key's first row is its head.
-int claim_deliveries(int32 endpoint_id, int limit, int lease_ms, int followers, MemoryContext out,
+// endpoint is still pending; with up to `followers` (in all, shared among
+// the keys) of the deliveries that follow it in its key: its pipeline. Rows
+// are in seq order, palloc'd in `out`; a key's first row is its head
+// (queue_claim.cpp).
+int claim_deliveries(int32 endpoint_id, int limit, int64 lease_ms, int followers, MemoryContext out,
                      ClaimedRow** rows);
 
 // One attempt's result, ready to be written.
 struct ResultRow {
-    const char* event_id;  // uuid text
+    const pg_uuid_t* event_id;
     int32 endpoint_id;
     int32 attempt;
     const char* state;     // "pending" (retry), "delivered" or "dead"
@@ -57,11 +61,39 @@ struct ResultRow {
     int64 duration_us;
     const char* response;  // nullptr when empty
     TimestampTz started_at;  // when the request started
+    bool started_known = true;   // false: now
+    bool duration_known = true;  // false: NULL
+    // The response's headers, kept for a callback: "name: value\n" lines
+    // (the worker's) or a jsonb object (outbox.record()'s); neither: none.
+    const char* header_lines = nullptr;
+    Datum headers = 0;
+    // Ended by outbox.discard(), not by an attempt: its last attempt's
+    // status and response stay, and no attempt is logged.
+    bool discarded = false;
 };
 
-// Writes results in one statement. Rows whose attempt no longer matches (the
-// lease ran out and another claimer took the delivery) are left alone.
-void record_results(const ResultRow* rows, int count);
+// Writes results (queue_results.cpp); returns how many were written. A
+// delivery that ends (delivered, dead) calls its callback, if it has one,
+// in this transaction (callbacks.hpp). Rows
+// whose attempt no longer matches (the lease ran out and another claimer
+// took the delivery) are left alone. The next delivery of each finished
+// key moves up if it is parked; each attempt is logged in outbox.attempts
+// as outbox.log_attempts says; each delivery that died is announced
+// (outbox.delivery.dead); endpoints failing for longer than their
+// disable_after are disabled. `unblocked`, when given, counts the finished
+// keys that have a pending delivery after the one that finished: what a
+// claim may now find due (nothing else a result writes makes a delivery
+// due at once).
+int record_results(const ResultRow* rows, int count, int* unblocked = nullptr);
+
+// Whether an attempt that ended in `state` is logged under `log_mode`.
+bool logs_attempt(const char* log_mode, const char* state);
+
+// The statements that follow recording (queue_followups.cpp): dead deliveries
+// announced (uuid[], int4[]); endpoints among int4[] failing longer than
+// their disable_after disabled.
+void announce_dead(Datum event_ids, Datum endpoint_ids);
+void disable_failing(Datum endpoint_ids);
 
 // Makes the given claimed deliveries due again at once, so they need not
 // wait for the lease: on shutdown, requests that never finished; any time,
@@ -69,6 +101,11 @@ void record_results(const ResultRow* rows, int count);
 // A keyed one behind an earlier pending delivery of its key is parked again
 // instead (a pipeline's rest, handed back when its predecessor failed).
 void release_claims(const ResultRow* rows, int count, bool never_sent);
+
+// Moves up parked keyed deliveries that head their key: recording normally
+// does this; this sweep covers a head finished while its follower was being
+// dispatched. Returns how many.
+int unpark_heads();
 
 // Milliseconds until the earliest pending delivery (of any enabled endpoint)
 // that is not yet due, or -1 when there is none.

@@ -14,12 +14,14 @@
 
 namespace outbox::pg {
 
-// Writes the attempts' results in one statement.
-void record(const std::vector<Finished>& finished);
+// Writes the attempts' results in one statement. Returns how many finished
+// keys have a pending delivery behind them (record_results' `unblocked`).
+int record(const std::vector<Finished>& finished);
 
 // Writes everything `results` holds: the attempts' results, the endpoints
-// to disable (410 Gone) and the health changes to tell.
-void write_results(const Results& results);
+// to disable (410 Gone) and the health changes to tell. Returns record()'s
+// count.
+int write_results(const Results& results);
 
 // Hands the first `count` claims back (outbox.release_claims); `never_sent`:
 // their attempt is not counted.

@@ -31,8 +31,12 @@ namespace outbox::pg {
 
 namespace {
 
-// Below this a table is small whatever plan runs on it.
-constexpr BlockNumber kMinPages = 8;
+// A plan made while a table was empty (or looked empty: analyzed right
+// after a TRUNCATE) takes it for one row: record() then ran the result
+// array once per row of outbox.deliveries instead of looking each result up
+// by primary key, O(rows x results) until the table had 8 pages. So the
+// first page counts too: re-planning a few more times costs little.
+constexpr BlockNumber kMinPages = 1;
 
 struct Watched {
     const char* name;

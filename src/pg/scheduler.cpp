@@ -24,10 +24,10 @@ std::size_t Scheduler::sendable_count(Clock::time_point now) const {
                                                   [&](const auto& entry) { return sendable(entry.second, now); }));
 }
 
-// Each endpoint gets an equal share of max_in_flight, so that one that
-// hangs cannot take every slot from the others; one with a limit takes no
-// share (core/shares.hpp).
-std::size_t Scheduler::endpoint_cap() const {
+// Each endpoint gets an equal share of max_in_flight and of the claims
+// ahead, so that one that hangs cannot take every slot from the others;
+// one with a limit takes no share (core/shares.hpp).
+core::Share Scheduler::share() const {
     auto now = Clock::now();
     std::size_t sharing = 0, held_by_limited = 0;
     for (const auto& [id, e] : holdings_.endpoints) {
@@ -35,15 +35,17 @@ std::size_t Scheduler::endpoint_cap() const {
         if (e.limited()) held_by_limited += e.in_flight + holdings_.ready_of(id);
         else sharing++;
     }
-    return core::fair_share(static_cast<std::size_t>(settings_.max_in_flight), sharing, held_by_limited);
+    return core::fair_share(static_cast<std::size_t>(settings_.max_in_flight),
+                            static_cast<std::size_t>(settings_.batch_size), sharing, held_by_limited);
 }
 
-std::size_t Scheduler::cap_of(const Endpoint& e, std::size_t fair) const {
-    return core::endpoint_cap(e.max_in_flight, static_cast<std::size_t>(settings_.max_in_flight), fair);
+std::size_t Scheduler::cap_of(const Endpoint& e, const core::Share& share) const {
+    return core::endpoint_cap(e.max_in_flight, static_cast<std::size_t>(settings_.max_in_flight), share.slots);
 }
 
-std::size_t Scheduler::claim_window_of(const Endpoint& e, std::size_t fair) const {
-    return core::endpoint_claim_window(cap_of(e, fair), static_cast<std::size_t>(settings_.batch_size), e.rate_limit);
+std::size_t Scheduler::claim_window_of(const Endpoint& e, const core::Share& share) const {
+    std::size_t ahead = e.limited() ? static_cast<std::size_t>(settings_.batch_size) : share.ahead;
+    return core::endpoint_claim_window(cap_of(e, share), ahead, e.rate_limit);
 }
 
 // What their share of max_in_flight leaves free. A busy worker still claims
@@ -54,12 +56,12 @@ std::size_t Scheduler::claim_window_of(const Endpoint& e, std::size_t fair) cons
 ClaimPlan Scheduler::claim_plan() {
     ClaimPlan plan;
     if (!agenda_.wants_claim() || settings_.paused || free_slots() == 0) return plan;
-    std::size_t cap = endpoint_cap();
+    core::Share fair = share();
     auto now = Clock::now();
     for (const auto& [id, e] : holdings_.endpoints) {
         if (!sendable(e, now)) continue;
         std::size_t held = e.in_flight + holdings_.ready_of(id);
-        std::size_t free = core::claim_room(held, claim_window_of(e, cap), e.limited(),
+        std::size_t free = core::claim_room(held, claim_window_of(e, fair), e.limited(),
                                             static_cast<std::size_t>(settings_.batch_size));
         if (free == 0) continue;
         plan.emplace_back(id, static_cast<int>(free));

@@ -14,6 +14,7 @@ extern "C" {
 #include <vector>
 
 #include "core/agenda.hpp"
+#include "core/shares.hpp"
 #include "pg/endpoint.hpp"
 #include "pg/holdings.hpp"
 #include "pg/settings.hpp"
@@ -35,13 +36,14 @@ public:
     std::size_t sendable_count(Clock::time_point now) const;
 
     // The fair share of an endpoint without a limit (core::fair_share).
-    std::size_t endpoint_cap() const;
+    core::Share share() const;
     // How many requests of `e` this worker may have running: its own
     // max_in_flight (which limits_try_start() holds across workers), else
-    // the fair share `fair`.
-    std::size_t cap_of(const Endpoint& e, std::size_t fair) const;
-    // How many claims of `e` may wait for a request slot (core::endpoint_claim_window).
-    std::size_t claim_window_of(const Endpoint& e, std::size_t fair) const;
+    // its share of the slots.
+    std::size_t cap_of(const Endpoint& e, const core::Share& share) const;
+    // How many claims of `e` may be held, running or waiting for a request
+    // slot (core::endpoint_claim_window).
+    std::size_t claim_window_of(const Endpoint& e, const core::Share& share) const;
 
     // Which endpoints to claim for now, and at most how many each.
     ClaimPlan claim_plan();

@@ -34,6 +34,7 @@ sink::Options Sending::sink_options() const {
     options.allowed_networks = settings_.http.allowed_networks;
     options.ca_file = settings_.http.ca_file;
     options.connect_timeout = settings_.connect_timeout;
+    options.max_reply = settings_.max_reply;
     return options;
 }
 
@@ -69,7 +70,7 @@ void Sending::start_ready() {
     limits_wake_ = Clock::time_point::max();
     if (holdings_.ready.empty()) return;
     auto now = Clock::now();
-    std::size_t cap = scheduler_.endpoint_cap();
+    core::Share share = scheduler_.share();
     std::size_t max = static_cast<std::size_t>(settings_.max_in_flight);
     bool started = false;
     for (auto& [endpoint_id, queue] : holdings_.ready) {
@@ -80,7 +81,7 @@ void Sending::start_ready() {
                           now < r.start_by;
             if (usable) {
                 Endpoint& e = endpoint->second;
-                if (e.in_flight >= scheduler_.cap_of(e, cap) || holdings_.in_flight.size() >= max) break;
+                if (e.in_flight >= scheduler_.cap_of(e, share) || holdings_.in_flight.size() >= max) break;
                 if (!scheduler_.admit(e, now)) {
                     limits_wake_ = std::min(limits_wake_, e.held_until);
                     break;
@@ -168,6 +169,7 @@ void Sending::finish(http::Response response) {
               : fmt::format("HTTP {}", response.status);
     f.duration_us = response.duration.count();
     f.response = std::move(response.body);
+    f.response_headers = std::move(response.headers);
     if (decision.outcome == core::Outcome::Dead)
         log_message(LOG, fmt::format("outbox: delivery of event {} to endpoint \"{}\" is dead after {} attempts: {}",
                                      f.delivery.event_id, known ? endpoint->second.name : "?",

@@ -20,6 +20,8 @@ Settings load_settings() {
     s.http.ca_file = str(guc_ca_file);
     s.http.user_agent = "outbox/" OUTBOX_VERSION;
     s.http.max_connections = guc_max_in_flight;
+    s.http.max_body = static_cast<std::size_t>(guc_max_response_size);
+    s.http.max_read = std::max<std::size_t>(s.http.max_read, s.http.max_body);
     s.retry.max_attempts = guc_max_attempts;
     s.retry.base = milliseconds(guc_retry_base_ms);
     s.retry.max = milliseconds(std::max(guc_retry_max_ms, guc_retry_base_ms));
@@ -27,6 +29,7 @@ Settings load_settings() {
     s.max_in_flight = guc_max_in_flight;
     s.request_timeout = milliseconds(guc_request_timeout_ms);
     s.connect_timeout = milliseconds(std::min(guc_connect_timeout_ms, guc_request_timeout_ms));
+    s.max_reply = static_cast<std::size_t>(guc_max_reply_size);
     s.poll_interval = milliseconds(guc_poll_interval_ms);
     // A lease shorter than a request would let a second claimer send the same
     // delivery while the first request is still running.

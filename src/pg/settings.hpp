@@ -22,6 +22,7 @@ struct Settings {
     int max_in_flight = 64;
     std::chrono::milliseconds request_timeout{30000};
     std::chrono::milliseconds connect_timeout{10000};
+    std::size_t max_reply = 64 * 1024;      // what a broker connection may hold of a reply
     std::chrono::milliseconds poll_interval{1000};
     std::chrono::milliseconds lease{60000};
     long long retention_s = 86400;

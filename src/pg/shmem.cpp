@@ -10,6 +10,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "port/atomics.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 }
@@ -24,7 +25,10 @@ struct DatabaseEntry {
     bool settings_read;   // by its first worker: `own` holds
     bool settings_stale;  // to be read again
     DatabaseSettings own;
-    Latch* worker_latch[kMaxWorkers];
+    Latch* worker_latch[kMaxWorkers];   // published while claiming: commits wake them
+    Latch* process_latch[kMaxWorkers];  // every running worker's, paused or not: settings changes wake them
+    pg_atomic_uint32 claim_asked[kMaxWorkers];  // set by wake_other_workers()
+    pg_atomic_uint64 parked_at;  // TimestampTz of the last delivery parked behind its key's head (note_parked)
     EndpointPause pauses[kMaxEndpointPauses];  // until 0: free
 };
 
@@ -37,6 +41,11 @@ struct SharedState {
 };
 
 SharedState* shared = nullptr;
+
+void init_atomics(DatabaseEntry& e) {
+    for (pg_atomic_uint32& asked : e.claim_asked) pg_atomic_init_u32(&asked, 0);
+    pg_atomic_init_u64(&e.parked_at, 0);
+}
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
@@ -67,6 +76,7 @@ void startup_shmem() {
         shared->n_entries = entry_count();
         shared->server_paused = guc_paused;
         shared->server_workers = guc_workers;
+        for (int i = 0; i < shared->n_entries; i++) init_atomics(shared->entries[i]);
     }
     stats_shmem_init();
     limits_shmem_init();
@@ -114,6 +124,7 @@ int take_database_entry(Oid database) {
         DatabaseEntry& e = shared->entries[i];
         if (e.database != InvalidOid) continue;
         memset(static_cast<void*>(&e), 0, sizeof(e));
+        init_atomics(e);
         e.database = database;
         e.extension = ExtensionFound::Unknown;
         e.own = DatabaseSettings{};
@@ -158,7 +169,7 @@ void ask_database_settings(int entry) {
     DatabaseEntry& e = shared->entries[entry];
     SpinLockAcquire(&shared->mutex);
     e.settings_stale = true;
-    Latch* first = e.worker_latch[0];
+    Latch* first = e.process_latch[0];
     SpinLockRelease(&shared->mutex);
     if (first != nullptr) SetLatch(first);
 }
@@ -171,7 +182,7 @@ ExtensionFound database_extension(int entry) {
 }
 
 void wake_database_workers(int entry) {
-    for (Latch* latch : shared->entries[entry].worker_latch)
+    for (Latch* latch : shared->entries[entry].process_latch)
         if (latch != nullptr) SetLatch(latch);
 }
 
@@ -221,22 +232,29 @@ void report_extension(ExtensionFound found) {
     wake_launcher();
 }
 
-void publish_worker_latch(int slot, Latch* latch) {
+namespace {
+
+using LatchSlots = Latch* [kMaxWorkers];
+
+// Puts `latch` in the worker's slot of one of its entry's latch arrays; with
+// nullptr, takes out only its own (the entry may have gone to another
+// database meanwhile).
+void store_latch(LatchSlots DatabaseEntry::*slots, int slot, Latch* latch) {
     DatabaseEntry* e = own();
     if (e == nullptr) return;
     SpinLockAcquire(&shared->mutex);
-    e->worker_latch[slot] = latch;
+    Latch*& held = (e->*slots)[slot];
+    if (latch != nullptr) held = latch;
+    else if (held == MyLatch) held = nullptr;
     SpinLockRelease(&shared->mutex);
 }
 
-// Only its own: the entry may have gone to another database meanwhile.
-void withdraw_worker_latch(int slot) {
-    DatabaseEntry* e = own();
-    if (e == nullptr) return;
-    SpinLockAcquire(&shared->mutex);
-    if (e->worker_latch[slot] == MyLatch) e->worker_latch[slot] = nullptr;
-    SpinLockRelease(&shared->mutex);
-}
+}  // namespace
+
+void publish_worker_latch(int slot, Latch* latch) { store_latch(&DatabaseEntry::worker_latch, slot, latch); }
+void withdraw_worker_latch(int slot) { store_latch(&DatabaseEntry::worker_latch, slot, nullptr); }
+void register_worker_process(int slot, Latch* latch) { store_latch(&DatabaseEntry::process_latch, slot, latch); }
+void unregister_worker_process(int slot) { store_latch(&DatabaseEntry::process_latch, slot, nullptr); }
 
 // Reading the pointers without the spinlock is fine: a latch lives in shared
 // memory for the postmaster's lifetime, so at worst we set the latch of a
@@ -266,8 +284,28 @@ void wake_other_workers(int slot) {
     if (e == nullptr) return;
     for (int i = 0; i < kMaxWorkers; i++) {
         Latch* latch = e->worker_latch[i];
-        if (latch != nullptr && i != slot) SetLatch(latch);
+        if (latch == nullptr || i == slot) continue;
+        pg_atomic_write_u32(&e->claim_asked[i], 1);
+        SetLatch(latch);  // a barrier: the flag is seen by the time the latch is
     }
+}
+
+void note_parked() {
+    DatabaseEntry* e = entry_of_my_database();
+    if (e == nullptr) return;
+    uint64 now = static_cast<uint64>(GetCurrentTimestamp());
+    uint64 old = pg_atomic_read_u64(&e->parked_at);
+    while (old < now && !pg_atomic_compare_exchange_u64(&e->parked_at, &old, now)) {}
+}
+
+TimestampTz last_parked_at() {
+    DatabaseEntry* e = own();
+    return e == nullptr ? DT_NOEND : static_cast<TimestampTz>(pg_atomic_read_u64(&e->parked_at));
+}
+
+bool take_claim_request(int slot) {
+    DatabaseEntry* e = own();
+    return e != nullptr && pg_atomic_exchange_u32(&e->claim_asked[slot], 0) != 0;
 }
 
 void share_endpoint_pause(int32 endpoint_id, TimestampTz until) {

@@ -61,9 +61,15 @@ void publish_database_settings(const DatabaseSettings& settings);
 // Tells the launcher whether the extension is installed (sets its latch).
 void report_extension(ExtensionFound found);
 
-// A worker publishes its latch while it runs and claims.
+// A worker publishes its latch while it runs and claims: commits and
+// other workers wake it through it. A paused worker withdraws it, so that
+// commits do not wake it for nothing, but is still woken by a change of
+// the settings (outbox.paused, for the server or its database): its latch
+// is registered for those from its start to its exit.
 void publish_worker_latch(int slot, Latch* latch);
 void withdraw_worker_latch(int slot);
+void register_worker_process(int slot, Latch* latch);
+void unregister_worker_process(int slot);
 
 // Sets the latch of one running worker of the caller's database, the first
 // one, so that a commit costs one wake-up whatever outbox.workers is; a
@@ -72,8 +78,24 @@ void withdraw_worker_latch(int slot);
 // not preloaded or no worker serves this database.
 void wake_a_worker();
 
-// Sets the latches of every running worker of this database but `slot`.
+// Sets the latches of every running worker of this database but `slot`,
+// asking them to claim (a commit's wake-up asks only for a dispatch).
 void wake_other_workers(int slot);
+
+// Whether another worker of this database asked `slot` to claim since the
+// last call.
+bool take_claim_request(int slot);
+
+// A delivery was parked behind an earlier pending one of its key (a
+// dispatch, or a claim handed back): any backend of the database says so,
+// with the time. A worker holding the result of a keyed delivery made
+// before that time writes it at once, since a parked delivery may be
+// waiting for it; other keyed results wait to be written with the next
+// transaction, like unkeyed ones (step.cpp). last_parked_at() is the time
+// of the last one, or DT_NOEND without shared memory (then every keyed
+// result is written at once).
+void note_parked();
+TimestampTz last_parked_at();
 
 // An endpoint that asked for a pause, until when.
 struct EndpointPause {

@@ -12,6 +12,7 @@ extern "C" {
 }
 
 #include <cstddef>
+#include <map>
 #include <string>
 
 #include "core/agenda.hpp"
@@ -58,6 +59,7 @@ private:
     struct Round;
     bool should_flush() const;
     void transact(Round& r);
+    void claim(Round& r, const ClaimPlan& plan, std::map<int32, int>& leased, int left_due);
     Done after_commit(Round& r);
     void refresh_endpoints();
     void note_url_missing();

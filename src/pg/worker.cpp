@@ -37,6 +37,7 @@
 #include "pg/transaction.hpp"
 #include "pg/vacuum.hpp"
 #include "pg/wait_events.hpp"
+#include "pg/worker_session.hpp"
 
 extern "C" {
 #include "commands/async.h"
@@ -51,6 +52,7 @@ extern "C" {
 }
 
 #include <fmt/format.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -65,6 +67,7 @@ using std::chrono::milliseconds;
 
 constexpr int kMaxConsecutiveErrors = 5;
 constexpr milliseconds kOtherWorkersPoll{60000};
+constexpr auto kTrimInterval = std::chrono::seconds(10);  // between give_back_memory()'s trims
 
 class Worker {
 public:
@@ -100,6 +103,7 @@ public:
                 report_extension(ExtensionFound::Absent);  // DROP EXTENSION: the launcher stops serving it
                 break;
             }
+            give_back_memory();                   // once idle after a burst
             wait();                               // latch, sockets, the earliest timer
         }
         shutdown();
@@ -224,7 +228,10 @@ private:
         auto deadline = std::min({agenda_.claim_deadline(), housekeeping_.next_prune(), step_.secrets_change_at(),
                                   sending_.limits_wake(), agenda_.dispatch_retry_at(), step_.flush_by()});
         if (agenda_.backing_off(now)) deadline = std::max(deadline, agenda_.error_until());
-        auto timeout = sending_.timeout(std::chrono::duration_cast<milliseconds>(deadline - now));
+        // Rounded up, as the HTTP client's is: truncated, the last
+        // millisecond before a deadline (a result's flush, a retry) was a
+        // loop of zero-timeout waits.
+        auto timeout = sending_.timeout(std::chrono::ceil<milliseconds>(deadline - now));
         return std::max<long>(0, static_cast<long>(timeout.count()));
     }
 
@@ -239,9 +246,30 @@ private:
         for (int i = 0; i < n; i++) {
             if (events[i].events & WL_LATCH_SET) {
                 pg_call([] { ResetLatch(MyLatch); });
-                agenda_.wake();  // a commit with new events, or a NOTIFY
+                // Another worker asking to share its work, or a commit with
+                // new events (which the dispatch leases: no claim).
+                if (take_claim_request(slot_)) agenda_.wake();
+                else agenda_.commit_woke();
             }
         }
+    }
+
+    // glibc keeps what a burst freed (the main heap's free pages, the
+    // connect threads' arenas) for later, and the worker's private memory
+    // stays at the burst's peak: a hostile burst left about 5 MiB there.
+    // Once nothing is in flight or waiting, it is given back; at most every
+    // kTrimInterval, as a moderate rate makes the worker idle between
+    // events (malloc_trim walks every arena: a fraction of a millisecond).
+    void give_back_memory() {
+        if (!holdings_.in_flight.empty() || !holdings_.ready.empty()) {
+            busy_since_trim_ = true;
+            return;
+        }
+        auto now = Clock::now();
+        if (!busy_since_trim_ || now < next_trim_) return;
+        malloc_trim(0);
+        busy_since_trim_ = false;
+        next_trim_ = now + kTrimInterval;
     }
 
     // Clean stop (SIGTERM): write what finished, and hand unfinished claims
@@ -282,11 +310,16 @@ private:
     Step step_{slot_, settings_, holdings_, agenda_, scheduler_, sending_};
     Housekeeping housekeeping_{slot_, settings_, holdings_, agenda_};
     int consecutive_errors_ = 0;
+    bool busy_since_trim_ = false;
+    Clock::time_point next_trim_{};
     std::size_t wait_events_ = 3;
     WaitEventSet* wait_set_ = nullptr;
 };
 
-void withdraw_latch(int, Datum arg) { withdraw_worker_latch(DatumGetInt32(arg)); }
+void withdraw_latch(int, Datum arg) {
+    withdraw_worker_latch(DatumGetInt32(arg));
+    unregister_worker_process(DatumGetInt32(arg));
+}
 
 WorkerStart start;  // as the launcher gave it
 
@@ -332,24 +365,10 @@ extern "C" PGDLLEXPORT void outbox_worker_main(Datum arg) {
     // matter; a database that refuses connections is refused here too.
     BackgroundWorkerInitializeConnectionByOid(start.database, InvalidOid, 0);
     if (!attach_worker(start.entry)) proc_exit(0);  // started by a launcher that is gone
-    SetConfigOption("application_name", "outbox worker", PGC_USERSET, PGC_S_SESSION);
-    // The worker's queries are short and run thousands of times; JIT
-    // compilation (triggered by cost estimates on large backlogs) would cost
-    // more than any of them.
-    SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
-    // The worker's statements (and those inside outbox.dispatch, claim and
-    // record) run with new parameters thousands of times a second. Custom
-    // plans re-plan each call, most of the cost of a small batch (about
-    // 0.2 ms of 0.3 per claim); generic plans are made once, and again when
-    // the tables grow (replan.cpp). They were written not to depend on the
-    // values.
-    SetConfigOption("plan_cache_mode", "force_generic_plan", PGC_USERSET, PGC_S_SESSION);
-    // Claims (FOR UPDATE SKIP LOCKED), pruning and truncation rely on each
-    // statement seeing what committed before it, whatever the server's or
-    // database's default_transaction_isolation.
-    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_SESSION);
+    set_up_worker_session();  // worker_session.cpp: plans, isolation, search_path, commits
     pgstat_report_appname("outbox worker");
     before_shmem_exit(withdraw_latch, Int32GetDatum(slot));
+    register_worker_process(slot, MyLatch);  // settings changes wake it, paused or not
     report_exceptions("outbox worker", [&] {
         if (!look_for_extension(slot)) return;
         Worker worker(slot);

@@ -3,9 +3,11 @@
 // broker's basic.ack (by delivery tag, `multiple` honoured) is the success,
 // a basic.return before it (unroutable) or a basic.nack is a failure.
 //
-// rabbitmq-c is a blocking library. What may block, and for how long:
+// rabbitmq-c is a blocking library. What may block, and where:
 // - connect (name lookup, TCP, TLS handshake), login, channel.open and
-//   confirm.select: at most Options::connect_timeout in all.
+//   confirm.select: at most Options::connect_timeout in all, on a Connector
+//   thread (connector.hpp), never on the caller's; messages started
+//   meanwhile wait for the connection (until their deadline).
 // - amqp_basic_publish: rabbitmq-c waits without a deadline when the socket
 //   is full. It is only called when the socket's send queue has room for
 //   the whole message (SIOCOUTQ against SO_SNDBUF) and the broker has not
@@ -14,6 +16,17 @@
 //   buffer is sent when the queue is empty; TCP_USER_TIMEOUT bounds what
 //   it can then wait for a broker that stopped reading.
 // - reading: amqp_simple_wait_frame_noblock with a zero timeout, never waits.
+//
+// Memory: rabbitmq-c refuses a frame larger than the frame_max of the
+// connection (131072 bytes during the handshake; then what we ask for:
+// Options::max_reply, between 4096 and 131072) before buffering it, and
+// decodes one frame at a time; bodies of returned messages are skipped.
+// What it decodes stays in the connection's pool, whose pages are kept
+// for the connection's life once allocated, until the buffers are
+// released: they are released after every frame, and one perform() reads
+// at most kFramesPerRound frames, so that a broker flooding frames
+// (connection.blocked without end) neither grows the pool by the size of
+// its flood nor holds the worker's loop while it lasts.
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -24,10 +37,12 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
 #include "common.hpp"
+#include "connector.hpp"
 #include "protocols.hpp"
 
 namespace outbox::sink::detail {
@@ -35,6 +50,7 @@ namespace outbox::sink::detail {
 namespace {
 
 constexpr std::uint16_t kChannel = 1;
+constexpr int kFramesPerRound = 256;  // frames read in one perform(); the rest in the next
 constexpr const char* kSystemCaFile = "/etc/ssl/certs/ca-certificates.crt";  // Debian's bundle
 
 timeval to_timeval(milliseconds ms) {
@@ -70,11 +86,112 @@ std::pair<int, std::string> rpc_error(const amqp_rpc_reply_t& r, std::string_vie
     return {0, std::string(what)};
 }
 
-// A message waiting for room in the socket (or for the broker to unblock).
-struct Queued {
-    Message message;
-    Pending pending;
+// A connection made on the Connector thread, handed to the sink; or why not.
+struct AmqpConnection {
+    struct Destroy {
+        void operator()(amqp_connection_state_t c) const noexcept { amqp_destroy_connection(c); }
+    };
+    std::unique_ptr<amqp_connection_state_t_, Destroy> conn;
+    int fd = -1;
+    int status = 0;        // the broker's reply code, when it refused
+    bool refused = false;  // the address policy refused the address
+    std::string error;     // set when there is no connection
 };
+
+AmqpConnection failed(int status, std::string why, bool refused = false) {
+    AmqpConnection out;
+    out.status = status;
+    out.error = std::move(why);
+    out.refused = refused;
+    return out;
+}
+
+// Opens the connection and its channel in confirm mode: the whole blocking
+// part, run on a Connector thread with copies of what it needs. Connects to
+// the first address that answers, by `deadline`.
+AmqpConnection open_connection(const BrokerUrl& url, const Credentials& credentials, const Options& options,
+                               Clock::time_point deadline) {
+    const HostPort& hp = url.hosts.front();
+    Resolution r = resolve_guarded(hp.host, options.allowed_networks, options.connect_timeout);
+    if (!r.refused.empty()) return failed(0, r.refused, true);
+    if (!r.error.empty()) return failed(0, r.error);
+    std::string last = "no address";
+    for (const auto& address : r.allowed) {
+        auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+        if (left <= milliseconds(0)) return failed(0, fmt::format("connect timeout after {} ms", options.connect_timeout.count()));
+        AmqpConnection made;
+        made.conn.reset(amqp_new_connection());
+        if (!made.conn) throw std::bad_alloc();
+        amqp_connection_state_t conn = made.conn.get();
+        amqp_socket_t* socket = url.tls() ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
+        if (!socket) return failed(0, "could not create a socket");
+        std::string host = address.to_string();
+        if (url.tls()) {
+            const std::string& ca = options.ca_file.empty() ? std::string(kSystemCaFile) : options.ca_file;
+            if (amqp_ssl_socket_set_cacert(socket, ca.c_str()) != AMQP_STATUS_OK)
+                return failed(0, "TLS CA file could not be read (outbox.ca_file)");
+            amqp_ssl_socket_set_verify_peer(socket, 1);
+            amqp_ssl_socket_set_verify_hostname(socket, 1);
+            // The certificate names the host, not the address: connect by
+            // name; the address actually connected is checked below.
+            host = hp.host;
+        }
+        timeval tv = to_timeval(left);
+        int rc = amqp_socket_open_noblock(socket, host.c_str(), hp.port, &tv);
+        if (rc != AMQP_STATUS_OK) {
+            last = fmt::format("could not connect to {}: {}", host_port(address, hp.port), amqp_error_string2(rc));
+            continue;
+        }
+        int fd = amqp_get_sockfd(conn);
+        if (std::string why = check_peer(fd, options.allowed_networks); !why.empty()) return failed(0, why, true);
+        // A broker that stops reading (or vanishes) while a publish is
+        // being written breaks the connection after this long.
+        unsigned int user_timeout = static_cast<unsigned int>(std::max<long>(5000, options.connect_timeout.count()));
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+
+        left = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
+        tv = to_timeval(left);
+        amqp_set_handshake_timeout(conn, &tv);
+        amqp_set_rpc_timeout(conn, &tv);
+        // Ask for connection.blocked: RabbitMQ then says when a resource
+        // alarm stops it reading, and nothing is written meanwhile.
+        amqp_table_entry_t caps[1]{};
+        caps[0].key = amqp_cstring_bytes("connection.blocked");
+        caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+        caps[0].value.value.boolean = 1;
+        amqp_table_entry_t props[1]{};
+        props[0].key = amqp_cstring_bytes("capabilities");
+        props[0].value.kind = AMQP_FIELD_KIND_TABLE;
+        props[0].value.value.table = amqp_table_t{1, caps};
+        amqp_table_t props_table{1, props};
+        // The largest frame the broker may send us (and we send): the cap
+        // on what one frame of a reply can take.
+        int frame_max = static_cast<int>(std::clamp<std::size_t>(options.max_reply, 4096, 131072));
+        amqp_rpc_reply_t reply =
+            amqp_login_with_properties(conn, url.vhost.c_str(), 0, frame_max, 0, &props_table, AMQP_SASL_METHOD_PLAIN,
+                                       credentials.user.c_str(), credentials.password.c_str());
+        if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+            auto [code, why] = rpc_error(reply, "login failed");
+            return failed(code, why);
+        }
+        amqp_channel_open(conn, kChannel);
+        reply = amqp_get_rpc_reply(conn);
+        if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
+            amqp_confirm_select(conn, kChannel);
+            reply = amqp_get_rpc_reply(conn);
+        }
+        if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
+            auto [code, why] = rpc_error(reply, "could not open a channel in confirm mode");
+            return failed(code, why);
+        }
+        amqp_maybe_release_buffers(conn);
+        made.fd = fd;
+        return made;
+    }
+    return failed(0, last);
+}
 
 class AmqpSink final : public Sink {
 public:
@@ -90,7 +207,15 @@ public:
 
     void start(Message m) override {
         Pending p = pending_for(m, Clock::now());
-        if (!ensure_connected(p)) return;
+        if (!conn_ && !connector_.running()) {
+            std::string why = refused_outright(url_.hosts, options_.allowed_networks);
+            if (!why.empty()) return done_.fail(p, 0, why, true);  // policy: nothing to attempt, no backoff
+            if (auto wait = backoff_.waiting(Clock::now())) return done_.fail(p, backoff_status_, *wait);
+            connector_.start([url = url_, credentials = credentials_, options = options_,
+                              deadline = Clock::now() + options_.connect_timeout] {
+                return open_connection(url, credentials, options, deadline);
+            });
+        }
         queued_.push_back(Queued{std::move(m), p});
         flush();
     }
@@ -103,14 +228,18 @@ public:
         auto earliest = confirms_.earliest();
         if (!queued_.empty() && (!earliest || queued_.front().pending.deadline < *earliest))
             earliest = queued_.front().pending.deadline;
-        return wait_for(!done_.empty(), earliest);
+        return wait_for(!done_.empty() || more_to_read_, earliest);
     }
 
     void perform() override {
         poller_.drain();
+        if (auto made = connector_.take()) {
+            expire();  // what waited for the connection past its deadline fails as "not connected"
+            adopt(std::move(*made));
+        }
         if (conn_) read_frames();
+        expire();  // before flush(): nothing is published past its deadline
         if (conn_) flush();
-        expire();
     }
 
     std::vector<Outcome> take_completed() override { return done_.take(); }
@@ -133,126 +262,26 @@ private:
         conn_ = nullptr;
         sockfd_ = -1;
         blocked_ = false;
+        more_to_read_ = false;
     }
 
-    bool ensure_connected(const Pending& p) {
-        if (conn_) return true;
-        if (auto wait = backoff_.waiting(Clock::now())) {
-            done_.fail(p, backoff_status_, *wait);
-            return false;
-        }
-        auto deadline = Clock::now() + options_.connect_timeout;
-        const HostPort& hp = url_.hosts.front();
-        Resolution r = resolve_guarded(hp.host, options_.allowed_networks, options_.connect_timeout);
-        if (!r.refused.empty()) {
-            done_.fail(p, 0, r.refused, true);
-            return false;
-        }
-        auto [status, why] = r.error.empty() ? connect(r.allowed, hp, deadline) : std::pair<int, std::string>{0, r.error};
-        if (status == -1) {  // the address connected to was refused: policy, no backoff
-            done_.fail(p, 0, why, true);
-            return false;
-        }
-        if (!why.empty()) {
-            backoff_.failed(why);
-            backoff_status_ = status;
-            done_.fail(p, status, why);
-            return false;
+    // The Connector is done: takes the connection, or fails what waited for it.
+    void adopt(AmqpConnection made) {
+        if (!made.error.empty()) {
+            if (!made.refused) {  // a refusal by the policy is not backed off: nothing was attempted
+                backoff_.failed(made.error);
+                backoff_status_ = made.status;
+            }
+            for (auto& q : queued_) done_.fail(q.pending, made.status, made.error, made.refused);
+            queued_.clear();
+            return;
         }
         backoff_.succeeded();
-        return true;
-    }
-
-    // Connects to the first address that answers; returns (status, "") or
-    // (status, why not). Status -1: the address connected was refused.
-    std::pair<int, std::string> connect(const std::vector<core::IpAddress>& addresses, const HostPort& hp,
-                                        Clock::time_point deadline) {
-        std::string last = "no address";
-        for (const auto& address : addresses) {
-            auto left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
-            if (left <= milliseconds(0)) return {0, fmt::format("connect timeout after {} ms", options_.connect_timeout.count())};
-            amqp_connection_state_t conn = amqp_new_connection();
-            if (!conn) throw std::bad_alloc();
-            amqp_socket_t* socket = url_.tls() ? amqp_ssl_socket_new(conn) : amqp_tcp_socket_new(conn);
-            if (!socket) {
-                amqp_destroy_connection(conn);
-                return {0, "could not create a socket"};
-            }
-            std::string host = address.to_string();
-            if (url_.tls()) {
-                const std::string& ca = options_.ca_file.empty() ? std::string(kSystemCaFile) : options_.ca_file;
-                if (amqp_ssl_socket_set_cacert(socket, ca.c_str()) != AMQP_STATUS_OK) {
-                    amqp_destroy_connection(conn);
-                    return {0, "TLS CA file could not be read (outbox.ca_file)"};
-                }
-                amqp_ssl_socket_set_verify_peer(socket, 1);
-                amqp_ssl_socket_set_verify_hostname(socket, 1);
-                // The certificate names the host, not the address: connect by
-                // name; the address actually connected is checked below.
-                host = hp.host;
-            }
-            timeval tv = to_timeval(left);
-            int rc = amqp_socket_open_noblock(socket, host.c_str(), hp.port, &tv);
-            if (rc != AMQP_STATUS_OK) {
-                last = fmt::format("could not connect to {}: {}", host_port(address, hp.port), amqp_error_string2(rc));
-                amqp_destroy_connection(conn);
-                continue;
-            }
-            int fd = amqp_get_sockfd(conn);
-            if (std::string why = check_peer(fd, options_.allowed_networks); !why.empty()) {
-                amqp_destroy_connection(conn);
-                return {-1, why};
-            }
-            // A broker that stops reading (or vanishes) while a publish is
-            // being written breaks the connection after this long.
-            unsigned int user_timeout = static_cast<unsigned int>(std::max<long>(5000, options_.connect_timeout.count()));
-            setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
-            int one = 1;
-            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-
-            left = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
-            tv = to_timeval(left);
-            amqp_set_handshake_timeout(conn, &tv);
-            amqp_set_rpc_timeout(conn, &tv);
-            // Ask for connection.blocked: RabbitMQ then says when a resource
-            // alarm stops it reading, and nothing is written meanwhile.
-            amqp_table_entry_t caps[1]{};
-            caps[0].key = amqp_cstring_bytes("connection.blocked");
-            caps[0].value.kind = AMQP_FIELD_KIND_BOOLEAN;
-            caps[0].value.value.boolean = 1;
-            amqp_table_entry_t props[1]{};
-            props[0].key = amqp_cstring_bytes("capabilities");
-            props[0].value.kind = AMQP_FIELD_KIND_TABLE;
-            props[0].value.value.table = amqp_table_t{1, caps};
-            amqp_table_t props_table{1, props};
-            amqp_rpc_reply_t reply =
-                amqp_login_with_properties(conn, url_.vhost.c_str(), 0, 131072, 0, &props_table, AMQP_SASL_METHOD_PLAIN,
-                                           credentials_.user.c_str(), credentials_.password.c_str());
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                auto [code, why] = rpc_error(reply, "login failed");
-                amqp_destroy_connection(conn);
-                return {code, why};
-            }
-            amqp_channel_open(conn, kChannel);
-            reply = amqp_get_rpc_reply(conn);
-            if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
-                amqp_confirm_select(conn, kChannel);
-                reply = amqp_get_rpc_reply(conn);
-            }
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                auto [code, why] = rpc_error(reply, "could not open a channel in confirm mode");
-                amqp_destroy_connection(conn);
-                return {code, why};
-            }
-            amqp_maybe_release_buffers(conn);
-            conn_ = conn;
-            sockfd_ = fd;
-            next_tag_ = 1;
-            poller_.watch(sockfd_, true, false);
-            last_received_ = Clock::now();
-            return {0, {}};
-        }
-        return {0, last};
+        conn_ = made.conn.release();
+        sockfd_ = made.fd;
+        next_tag_ = 1;
+        poller_.watch(sockfd_, true, false);
+        last_received_ = Clock::now();
     }
 
     // Room in the socket's send queue for `size` more bytes without blocking.
@@ -346,7 +375,13 @@ private:
     }
 
     void read_frames() {
-        for (;;) {
+        more_to_read_ = false;
+        for (int n = 0;; n++) {
+            amqp_maybe_release_buffers(conn_);  // what the last frame decoded: nothing points into it
+            if (n == kFramesPerRound) {
+                more_to_read_ = true;  // perform() again without waiting for the socket
+                return;
+            }
             amqp_frame_t frame;
             timeval zero{0, 0};
             int rc = amqp_simple_wait_frame_noblock(conn_, &frame, &zero);
@@ -419,7 +454,6 @@ private:
                 default: break;
             }
         }
-        amqp_maybe_release_buffers(conn_);
     }
 
     void expire() {
@@ -436,8 +470,9 @@ private:
         }
         while (!queued_.empty() && queued_.front().pending.deadline <= now) {
             done_.fail(queued_.front().pending, 0,
-                 blocked_ ? fmt::format("timeout: the broker blocked publishing ({})", blocked_reason_)
-                          : std::string("timeout: the broker did not take the message in time"));
+                       !conn_     ? std::string("timeout: not connected to RabbitMQ in time")
+                       : blocked_ ? fmt::format("timeout: the broker blocked publishing ({})", blocked_reason_)
+                                  : std::string("timeout: the broker did not take the message in time"));
             queued_.pop_front();
         }
         if (dead && conn_) drop("connection lost: the broker stopped answering");
@@ -453,12 +488,14 @@ private:
     Credentials credentials_;
     Options options_;
     Poller poller_;
+    Connector<AmqpConnection> connector_{poller_};
     Backoff backoff_;
     int backoff_status_ = 0;
     amqp_connection_state_t conn_ = nullptr;
     int sockfd_ = -1;
     std::uint64_t next_tag_ = 1;
     bool blocked_ = false;
+    bool more_to_read_ = false;  // read_frames() stopped at kFramesPerRound
     std::string blocked_reason_;
     Clock::time_point last_received_;
     InFlight<std::uint64_t> confirms_;                            // by delivery tag

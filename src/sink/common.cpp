@@ -63,6 +63,18 @@ std::string refusal(const core::IpAddress& address, const core::NetworkList& all
                        address.to_string(), range ? *range : "special-purpose");
 }
 
+std::string refused_outright(const std::vector<HostPort>& hosts, const core::NetworkList& allowed) {
+    std::string first;
+    for (const HostPort& hp : hosts) {
+        auto literal = core::IpAddress::parse(hp.host);
+        if (!literal) return {};
+        std::string why = refusal(*literal, allowed);
+        if (why.empty()) return {};
+        if (first.empty()) first = std::move(why);
+    }
+    return first;
+}
+
 Resolution resolve_guarded(const std::string& host, const core::NetworkList& allowed, milliseconds timeout) {
     Resolution r;
     std::vector<core::IpAddress> addresses;

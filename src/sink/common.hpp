@@ -12,6 +12,7 @@
 
 #include "core/address_policy.hpp"
 #include "sink.hpp"
+#include "url.hpp"
 
 namespace outbox::sink::detail {
 
@@ -28,6 +29,11 @@ struct Resolution {
     std::string error;    // set when the name did not resolve (or not in time)
 };
 Resolution resolve_guarded(const std::string& host, const core::NetworkList& allowed, milliseconds timeout);
+
+// The refusal when every host is an address literal the policy refuses:
+// known without a lookup or a thread, so a message fails at once. "" when
+// a host is a name or an allowed address.
+std::string refused_outright(const std::vector<HostPort>& hosts, const core::NetworkList& allowed);
 
 // Why an address is refused ("" when it is allowed): the HTTP client's wording.
 std::string refusal(const core::IpAddress& address, const core::NetworkList& allowed);
@@ -100,6 +106,12 @@ struct Pending {
 };
 
 Pending pending_for(const Message& m, Clock::time_point now);
+
+// A message not sent yet: waiting for a connection (or for room to send).
+struct Queued {
+    Message message;
+    Pending pending;
+};
 Outcome outcome(const Pending& p, bool acked, int status, std::string error, bool refused = false);
 inline Outcome acked(const Pending& p) { return outcome(p, true, 200, {}); }
 

@@ -11,7 +11,8 @@ namespace {
 
 using core::InvalidInput;
 
-constexpr std::size_t kMaxSecret = 1024;
+// Every byte of the credentials as %XX, and the colon.
+constexpr std::size_t kMaxSecret = 3 * kMaxCredentials + 1;
 
 bool unreserved(unsigned char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -67,6 +68,7 @@ Credentials credentials_from_secret(std::string_view url, std::string_view secre
     } catch (const InvalidInput&) {
         bad_secret("bad percent-encoding (write a literal % as %25)");
     }
+    if (out.size() > kMaxCredentials) bad_secret(fmt::format("longer than {} bytes, decoded", kMaxCredentials));
     return out;
 }
 

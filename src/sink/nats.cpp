@@ -3,14 +3,48 @@
 // libnats' MaxWait timer) in a callback on a libnats thread. Callbacks only
 // move an outcome into a mutex-protected list and signal an eventfd; the
 // caller's thread picks it up in perform().
+//
+// libnats runs in its event-loop mode (natsOptions_SetEventLoop): no thread
+// of its own reads the socket. The sink polls it in its epoll set and reads
+// in perform() (natsConnection_ProcessReadEvent; writes likewise), so what a
+// server sends is read when the worker's loop asks for it, and counted
+// (below). libnats still runs threads for its timers (PING, the publishes'
+// MaxWait), for delivering PubAcks (on_ack) and for the closed callback.
+//
+// Connecting (name lookup, TCP, TLS, INFO / CONNECT / PING, auth) blocks
+// inside natsConnection_Connect: it runs on a Connector thread
+// (connector.hpp, nats_connection.cpp); messages started meanwhile wait
+// for it (until their deadline).
+//
+// Memory. libnats allocates a message whole when its MSG line arrives and
+// fills it as bytes come; it takes any size (the max_payload of the
+// server's INFO limits what we send, not what the server sends), and a
+// control line (INFO, -ERR, ...) has no length limit. So the sink caps
+// what it lets libnats read: before each read (32 kB at most), the bytes
+// read since the last complete message (TCP_INFO's bytes_received minus
+// what still waits in the socket) must not exceed Options::max_reply, and
+// the server may not send more messages than it was asked for (one PubAck
+// per publish); else the connection is closed. A legitimate server sends
+// PubAcks of about 100 bytes, PINGs and the odd INFO.
+//
+// The reason a connection closed (libnats' last error) is read on the
+// caller's thread after libnats closed it: in event-loop mode its parser,
+// which writes that text, runs only inside ProcessReadEvent on this thread.
 #include <fmt/format.h>
+#include <linux/sockios.h>
 #include <nats/nats.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 
+#include <algorithm>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 
 #include "common.hpp"
+#include "connector.hpp"
+#include "nats_connection.hpp"
 #include "protocols.hpp"
 #include "signals.hpp"
 
@@ -27,8 +61,7 @@ struct Shared {
     InFlight<natsMsg*> pending;         // guarded by mu
     std::vector<Outcome> done;          // guarded by mu
     natsConnection* connection = nullptr;  // guarded by mu: the current one
-    bool closed = false;                // guarded by mu: it was closed under us
-    std::string closed_reason;          // guarded by mu
+    bool closed = false;                // guarded by mu: libnats closed it
     Wakeup wakeup;
 };
 
@@ -51,10 +84,7 @@ std::shared_ptr<Shared> lookup(void* closure) {
     return it == r.sinks.end() ? nullptr : it->second.lock();
 }
 
-std::string status_text(natsStatus s) {
-    const char* last = nats_GetLastError(nullptr);
-    return last && *last ? last : natsStatus_GetText(s);
-}
+constexpr std::uint64_t kSpareMessages = 16;  // messages beyond one PubAck per publish tolerated
 
 void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) noexcept {
     try {
@@ -83,16 +113,13 @@ void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure)
     natsMsg_Destroy(msg);
 }
 
+// Runs on libnats' callback thread: only says so. The reason is read on
+// the caller's thread (closed_reason), once libnats has closed for good.
 void on_closed(natsConnection* nc, void* closure) noexcept {
     try {
         if (auto shared = lookup(closure)) {
             std::lock_guard lock(shared->mu);
-            if (shared->connection == nc) {
-                shared->closed = true;
-                const char* text = nullptr;
-                natsStatus s = natsConnection_GetLastError(nc, &text);
-                shared->closed_reason = s == NATS_OK ? "connection closed" : text && *text ? text : natsStatus_GetText(s);
-            }
+            if (shared->connection == nc) shared->closed = true;
             shared->wakeup.signal();
         }
     } catch (...) {
@@ -118,6 +145,7 @@ public:
     NatsSink(BrokerUrl url, Credentials credentials, Options options)
         : url_(std::move(url)), credentials_(std::move(credentials)), options_(std::move(options)),
           shared_(std::make_shared<Shared>()) {
+        if (natsStatistics_Create(&stats_) != NATS_OK) throw std::bad_alloc();
         poller_.watch(shared_->wakeup.fd(), true, false);
         auto& r = registry();
         std::lock_guard lock(r.mu);
@@ -131,13 +159,179 @@ public:
             std::lock_guard lock(r.mu);
             r.sinks.erase(id_);
         }
-        disconnect();
+        if (conn_) disconnect("the sink was closed");
+        natsStatistics_Destroy(stats_);
     }
 
     void start(Message m) override {
+        Pending p = pending_for(m, Clock::now());
+        if (conn_ && natsConnection_IsClosed(conn_->nc)) disconnect(closed_reason());
+        if (conn_) return publish(m, p);
+        if (!connector_.running()) {
+            std::string why = refused_outright(url_.hosts, options_.allowed_networks);
+            if (!why.empty()) return fail(p, 0, why, true);  // policy: nothing to attempt, no backoff
+            if (auto wait = backoff_.waiting(Clock::now())) return fail(p, 0, *wait);
+            NatsConnectJob job{url_, credentials_, options_, Clock::now() + options_.connect_timeout,
+                               reinterpret_cast<void*>(id_), &on_closed, &on_ack};
+            connector_.start([job = std::move(job)] { return open_nats_connection(job); });
+        }
+        waiting_.push_back(Queued{std::move(m), p});
+    }
+
+    std::size_t in_flight() const override {
+        std::lock_guard lock(shared_->mu);
+        return shared_->pending.size() + waiting_.size();
+    }
+
+    int fd() const override { return poller_.fd(); }
+
+    std::optional<std::chrono::milliseconds> timeout() const override {
+        std::lock_guard lock(shared_->mu);
+        auto earliest = shared_->pending.earliest();
+        if (!waiting_.empty() && (!earliest || waiting_.front().pending.deadline < *earliest))
+            earliest = waiting_.front().pending.deadline;
+        return wait_for(!shared_->done.empty() || shared_->closed, earliest);
+    }
+
+    void perform() override {
+        auto ready = poller_.ready();
+        shared_->wakeup.clear();
+        if (auto made = connector_.take()) adopt(std::move(*made));
+        for (auto [fd, events] : ready) {
+            if (!conn_ || fd != fd_) continue;
+            if (events & EPOLLOUT) natsConnection_ProcessWriteEvent(conn_->nc);
+            if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) read();
+        }
         auto now = Clock::now();
-        Pending p = pending_for(m, now);
-        if (!ensure_connected(p)) return;
+        {
+            std::lock_guard lock(shared_->mu);
+            // libnats' own MaxWait timer normally answers first; this is the
+            // guarantee that nothing outlives its deadline.
+            for (auto& [msg, p] : shared_->pending.expired(now))
+                shared_->done.push_back(outcome(p, false, 0, "timeout: no PubAck from JetStream in time"));
+        }
+        while (!waiting_.empty() && waiting_.front().pending.deadline <= now) {
+            fail(waiting_.front().pending, 0, "timeout: not connected to NATS in time");
+            waiting_.pop_front();
+        }
+        if (conn_ && natsConnection_IsClosed(conn_->nc)) disconnect(closed_reason());
+    }
+
+    std::vector<Outcome> take_completed() override {
+        std::vector<Outcome> out;
+        {
+            std::lock_guard lock(shared_->mu);
+            out.swap(shared_->done);
+        }
+        if (suspect_ && std::any_of(out.begin(), out.end(), [](const Outcome& o) { return o.acked; })) {
+            suspect_ = false;
+            backoff_.succeeded();
+        }
+        return out;
+    }
+
+private:
+    void fail(const Pending& p, int status, std::string error, bool refused = false) {
+        std::lock_guard lock(shared_->mu);
+        shared_->done.push_back(outcome(p, false, status, std::move(error), refused));
+        shared_->wakeup.signal();
+    }
+
+    // The Connector is done: takes the connection and publishes what
+    // waited, or fails what waited.
+    void adopt(NatsConnection made) {
+        std::deque<Queued> waited;
+        waited.swap(waiting_);
+        if (!made.error.empty()) {
+            if (!made.refused) backoff_.failed(made.error);  // a refusal by the policy: nothing was attempted
+            for (auto& q : waited) fail(q.pending, 0, made.error, made.refused);
+            return;
+        }
+        if (!suspect_) backoff_.succeeded();
+        {
+            std::lock_guard lock(shared_->mu);
+            shared_->connection = made.nc;
+            shared_->closed = false;
+        }
+        fd_ = made.socket->adopt(poller_.fd());
+        baseline_ = fd_ >= 0 ? bytes_consumed(fd_).value_or(0) : 0;
+        last_in_msgs_ = 0;
+        conn_ = std::move(made);
+        auto now = Clock::now();
+        for (auto& q : waited) {
+            if (q.pending.deadline <= now) fail(q.pending, 0, "timeout: not connected to NATS in time");
+            else publish(q.message, q.pending);
+        }
+    }
+
+    // Reads what the server sent (a few reads at most), within the caps.
+    void read() {
+        for (int i = 0; i < 8 && conn_; i++) {
+            auto consumed = bytes_consumed(fd_);
+            if (!consumed) return;  // not a socket any more: libnats closed it
+            if (saturating_since(*consumed, baseline_) > options_.max_reply) {
+                return close(fmt::format("the NATS server sent more than {} bytes without completing a message "
+                                         "(outbox.max_reply_size)", options_.max_reply));
+            }
+            natsConnection_ProcessReadEvent(conn_->nc);
+            std::uint64_t in_msgs = 0, out_msgs = 0;
+            if (natsConnection_GetStats(conn_->nc, stats_) == NATS_OK)
+                natsStatistics_GetCounts(stats_, &in_msgs, nullptr, &out_msgs, nullptr, nullptr);
+            // A message completed in this read: what is unfinished now is
+            // at most what this read took past it, so the count starts
+            // again where the read ended (the cap then holds to within one
+            // read). Counting from before the read counted the messages it
+            // completed too: a burst of PubAcks that libnats and OpenSSL
+            // took in two large reads closed a healthy TLS connection.
+            if (in_msgs != last_in_msgs_) {
+                baseline_ = bytes_consumed(fd_).value_or(*consumed);
+                last_in_msgs_ = in_msgs;
+            }
+            if (in_msgs > out_msgs + kSpareMessages)
+                return close(fmt::format("the NATS server sent {} messages for {} publishes", in_msgs, out_msgs));
+            int queued = 0;
+            if (ioctl(fd_, SIOCINQ, &queued) != 0 || queued == 0) return;
+        }
+    }
+
+    // Closes a connection whose server misbehaves. The next connect waits
+    // for the backoff, which only a PubAck resets: libnats leaks a message
+    // it was reading (its parser frees only small ones: the part read is
+    // resident, at most max_reply plus one read), so a server that sends
+    // one on every connection must not be reconnected to at once.
+    void close(const std::string& why) {
+        backoff_.failed(why);
+        suspect_ = true;
+        disconnect(why);
+    }
+
+    // Why libnats closed the connection: read here, after it did (the
+    // parser that writes the text runs on this thread only).
+    std::string closed_reason() {
+        const char* text = nullptr;
+        natsStatus s = natsConnection_GetLastError(conn_->nc, &text);
+        if (s == NATS_OK) return "connection closed";
+        return text && *text ? std::string(text) : std::string(natsStatus_GetText(s));
+    }
+
+    // Fails what is in flight and forgets the connection; the next start()
+    // connects again.
+    void disconnect(const std::string& reason) {
+        {
+            std::lock_guard lock(shared_->mu);
+            for (auto& [msg, p] : shared_->pending.take_all())
+                shared_->done.push_back(outcome(p, false, 0, fmt::format("connection lost: {}", reason)));
+            shared_->connection = nullptr;
+            shared_->closed = false;
+            if (!shared_->done.empty()) shared_->wakeup.signal();
+        }
+        NatsConnection c = std::move(*conn_);
+        conn_.reset();
+        fd_ = -1;
+        close_without_waiting(std::move(c));
+    }
+
+    void publish(const Message& m, const Pending& p) {
         std::string subject = url_.subject.expand(m.topic, m.key);
         natsMsg* msg = nullptr;
         natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, m.payload.data(), static_cast<int>(m.payload.size()));
@@ -145,16 +339,14 @@ public:
             if (s != NATS_OK) break;
             if (!header_ok(name, value)) {
                 natsMsg_Destroy(msg);
-                fail(p, 0, fmt::format("header \"{}\" cannot be sent as a NATS header", name));
-                return;
+                return fail(p, 0, fmt::format("header \"{}\" cannot be sent as a NATS header", name));
             }
             if (reserved_header(name)) continue;  // Nats-*: JetStream's own, never from an event
             s = natsMsgHeader_Add(msg, name.c_str(), value.c_str());
         }
         if (s != NATS_OK) {
             natsMsg_Destroy(msg);
-            fail(p, 0, fmt::format("could not build the message: {}", status_text(s)));
-            return;
+            return fail(p, 0, fmt::format("could not build the message: {}", nats_status_text(s)));
         }
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -166,183 +358,16 @@ public:
             shared_->pending.add(key, p);  // before publishing: the ack may come at once
         }
         {
-            SignalsBlocked blocked;  // the first async publish starts libnats' reply thread
-            s = js_PublishMsgAsync(js_, &msg, &po);
+            SignalsBlocked blocked;  // the first async publish starts the PubAck subscription's thread
+            s = js_PublishMsgAsync(conn_->js, &msg, &po);
         }
         if (s != NATS_OK) {
             natsMsg_Destroy(msg);  // still ours when the publish failed
             std::lock_guard lock(shared_->mu);
             if (auto taken = shared_->pending.take(key))
-                shared_->done.push_back(outcome(*taken, false, 0, fmt::format("publish failed: {}", status_text(s))));
+                shared_->done.push_back(outcome(*taken, false, 0, fmt::format("publish failed: {}", nats_status_text(s))));
             shared_->wakeup.signal();
         }
-    }
-
-    std::size_t in_flight() const override {
-        std::lock_guard lock(shared_->mu);
-        return shared_->pending.size();
-    }
-
-    int fd() const override { return poller_.fd(); }
-
-    std::optional<std::chrono::milliseconds> timeout() const override {
-        std::lock_guard lock(shared_->mu);
-        return wait_for(!shared_->done.empty() || shared_->closed, shared_->pending.earliest());
-    }
-
-    void perform() override {
-        poller_.drain();
-        shared_->wakeup.clear();
-        bool closed = false;
-        {
-            std::lock_guard lock(shared_->mu);
-            // libnats' own MaxWait timer normally answers first; this is the
-            // guarantee that nothing outlives its deadline.
-            for (auto& [msg, p] : shared_->pending.expired(Clock::now()))
-                shared_->done.push_back(outcome(p, false, 0, "timeout: no PubAck from JetStream in time"));
-            closed = shared_->closed;
-        }
-        if (closed) disconnect();
-    }
-
-    std::vector<Outcome> take_completed() override {
-        std::lock_guard lock(shared_->mu);
-        std::vector<Outcome> out;
-        out.swap(shared_->done);
-        return out;
-    }
-
-private:
-    void fail(const Pending& p, int status, std::string error, bool refused = false) {
-        std::lock_guard lock(shared_->mu);
-        shared_->done.push_back(outcome(p, false, status, std::move(error), refused));
-        shared_->wakeup.signal();
-    }
-
-    // Fails what is in flight on a lost connection and forgets the
-    // connection; the next start() connects again.
-    void disconnect() {
-        std::string reason;
-        {
-            std::lock_guard lock(shared_->mu);
-            reason = shared_->closed_reason.empty() ? "connection closed" : shared_->closed_reason;
-            for (auto& [msg, p] : shared_->pending.take_all())
-                shared_->done.push_back(outcome(p, false, 0, fmt::format("connection lost: {}", reason)));
-            shared_->connection = nullptr;
-            shared_->closed = false;
-            shared_->closed_reason.clear();
-            if (!shared_->done.empty()) shared_->wakeup.signal();
-        }
-        if (js_) jsCtx_Destroy(js_);
-        if (nc_) natsConnection_Destroy(nc_);
-        js_ = nullptr;
-        nc_ = nullptr;
-    }
-
-    bool ensure_connected(const Pending& p) {
-        {
-            std::lock_guard lock(shared_->mu);
-            if (nc_ && !shared_->closed) return true;
-        }
-        if (nc_) disconnect();
-        if (auto wait = backoff_.waiting(Clock::now())) {
-            fail(p, 0, *wait);
-            return false;
-        }
-        auto deadline = Clock::now() + options_.connect_timeout;
-        std::vector<std::string> servers;
-        std::string refused, error;
-        for (const HostPort& hp : url_.hosts) {
-            auto left = std::max(milliseconds(1), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
-            Resolution r = resolve_guarded(hp.host, options_.allowed_networks, left);
-            for (const auto& a : r.allowed) servers.push_back("nats://" + host_port(a, hp.port));
-            if (!r.refused.empty() && refused.empty()) refused = r.refused;
-            if (!r.error.empty() && error.empty()) error = r.error;
-        }
-        if (servers.empty()) {
-            if (!refused.empty()) {
-                fail(p, 0, refused, true);  // policy: no backoff, nothing was attempted
-            } else {
-                backoff_.failed(error);
-                fail(p, 0, error);
-            }
-            return false;
-        }
-        std::string why = connect(servers, deadline);
-        if (!why.empty()) {
-            backoff_.failed(why);
-            fail(p, 0, why);
-            return false;
-        }
-        backoff_.succeeded();
-        return true;
-    }
-
-    // Connects to the (checked) addresses; returns "" or why not. Blocks at
-    // most until `deadline`: each server gets an equal share of what is left.
-    std::string connect(const std::vector<std::string>& servers, Clock::time_point deadline) {
-        natsOptions* o = nullptr;
-        if (natsOptions_Create(&o) != NATS_OK) return "could not create NATS options";
-        std::unique_ptr<natsOptions, decltype(&natsOptions_Destroy)> opts(o, &natsOptions_Destroy);
-        std::vector<const char*> list;
-        for (const auto& s : servers) list.push_back(s.c_str());
-        auto left = std::max(milliseconds(50), std::chrono::ceil<milliseconds>(deadline - Clock::now()));
-        auto each = std::max<int64_t>(50, left.count() / static_cast<int64_t>(list.size()));
-        void* closure = reinterpret_cast<void*>(id_);
-        natsStatus s = natsOptions_SetServers(o, list.data(), static_cast<int>(list.size()));
-        if (s == NATS_OK) s = natsOptions_SetTimeout(o, each);
-        // Our own reconnects, so that a lost connection fails what is in
-        // flight at once (and is retried with the worker's backoff), and
-        // never to an address the guard has not seen:
-        if (s == NATS_OK) s = natsOptions_SetAllowReconnect(o, false);
-        if (s == NATS_OK) s = natsOptions_SetIgnoreDiscoveredServers(o, true);
-        if (s == NATS_OK) s = natsOptions_SetClosedCB(o, &on_closed, closure);
-        // A socket the broker stops reading blocks a publish at most this long.
-        if (s == NATS_OK) s = natsOptions_SetWriteDeadline(o, std::max<int64_t>(1000, options_.connect_timeout.count()));
-        if (s == NATS_OK) s = natsOptions_SetName(o, "outbox");
-        if (s == NATS_OK && (!credentials_.user.empty() || !credentials_.password.empty()))
-            s = natsOptions_SetUserInfo(o, credentials_.user.c_str(), credentials_.password.c_str());
-        if (s == NATS_OK && !credentials_.token.empty()) s = natsOptions_SetToken(o, credentials_.token.c_str());
-        if (s == NATS_OK && url_.tls()) {
-            s = natsOptions_SetSecure(o, true);
-            if (s == NATS_OK && !options_.ca_file.empty())
-                s = natsOptions_LoadCATrustedCertificates(o, options_.ca_file.c_str());
-            // We connect to addresses; the certificate must name the host.
-            if (s == NATS_OK) s = natsOptions_SetExpectedHostname(o, url_.hosts.front().host.c_str());
-        }
-        if (s != NATS_OK) return fmt::format("bad NATS options: {}", status_text(s));
-
-        natsConnection* nc = nullptr;
-        {
-            SignalsBlocked blocked;  // libnats starts its threads here
-            s = natsConnection_Connect(&nc, o);
-        }
-        if (s != NATS_OK) {
-            // The text libnats gives may say "Authorization Violation" but
-            // never repeats the credentials.
-            return fmt::format("could not connect to NATS: {}", status_text(s));
-        }
-        {
-            std::lock_guard lock(shared_->mu);
-            shared_->connection = nc;
-            shared_->closed = false;
-        }
-        jsOptions jo;
-        jsOptions_Init(&jo);
-        jo.PublishAsync.AckHandler = &on_ack;
-        jo.PublishAsync.AckHandlerClosure = closure;
-        jo.PublishAsync.MaxPending = 0;  // no stall inside publish: the worker bounds what is in flight
-        jsCtx* js = nullptr;
-        s = natsConnection_JetStream(&js, nc, &jo);
-        if (s != NATS_OK) {
-            natsConnection_Destroy(nc);
-            std::lock_guard lock(shared_->mu);
-            shared_->connection = nullptr;
-            return fmt::format("could not create a JetStream context: {}", status_text(s));
-        }
-        nc_ = nc;
-        js_ = js;
-        return {};
     }
 
     BrokerUrl url_;
@@ -351,9 +376,16 @@ private:
     std::shared_ptr<Shared> shared_;
     std::uintptr_t id_ = 0;
     Poller poller_;
+    Connector<NatsConnection> connector_{poller_};
     Backoff backoff_;
-    natsConnection* nc_ = nullptr;  // only the caller's thread touches these
-    jsCtx* js_ = nullptr;
+    // Only the caller's thread touches these:
+    std::optional<NatsConnection> conn_;
+    int fd_ = -1;                   // conn_'s socket
+    std::uint64_t baseline_ = 0;    // bytes consumed when the last complete message began, at the latest
+    std::uint64_t last_in_msgs_ = 0;
+    natsStatistics* stats_ = nullptr;
+    bool suspect_ = false;          // closed for misbehaving, no PubAck since
+    std::deque<Queued> waiting_;    // started while connecting
 };
 
 }  // namespace

@@ -7,6 +7,9 @@
 #include "core/url.hpp"
 #include "protocols.hpp"
 #include "url.hpp"
+#ifdef OUTBOX_WITH_KAFKA
+#include "kafka_producer.hpp"
+#endif
 
 namespace outbox::sink {
 
@@ -40,6 +43,11 @@ constexpr bool kRedis = true;
 #else
 constexpr bool kRedis = false;
 #endif
+#ifdef OUTBOX_WITH_KAFKA
+constexpr bool kKafka = true;
+#else
+constexpr bool kKafka = false;
+#endif
 
 const Protocol& protocol_of(Scheme scheme) {
     const std::vector<Protocol>& all = protocols();
@@ -49,9 +57,11 @@ const Protocol& protocol_of(Scheme scheme) {
         case Scheme::Amqp:
         case Scheme::Amqps: return all[1];
         case Scheme::Redis:
-        case Scheme::Rediss: break;
+        case Scheme::Rediss: return all[2];
+        case Scheme::Kafka:
+        case Scheme::Kafkas: break;
     }
-    return all[2];
+    return all[3];
 }
 
 void require_built_in(Scheme scheme) {
@@ -77,6 +87,7 @@ const std::vector<Protocol>& protocols() {
         {"nats", "nats:// and tls://", "libnats", "libnats-dev", kNats},
         {"amqp", "amqp:// and amqps://", "librabbitmq", "librabbitmq-dev", kAmqp},
         {"redis", "redis://", "hiredis", "libhiredis-dev", kRedis},
+        {"kafka", "kafka:// and kafkas://", "rdkafka", "librdkafka-dev", kKafka},
     };
     return all;
 }
@@ -107,10 +118,8 @@ SplitUrl split_credentials(std::string_view url) {
         return out;
     }
     std::size_t authority = url.find("://") + 3;
-    std::size_t at = url.find('@', authority);
-    // parse_broker_url took the last '@' of the authority.
-    std::size_t end = url.find_first_of("/?", authority);
-    at = url.substr(0, end).rfind('@');
+    // parse_broker_url took the last '@' before the path.
+    std::size_t at = url.substr(0, url.find('/', authority)).rfind('@');
     out.url = fmt::format("{}{}", url.substr(0, authority), url.substr(at + 1));
     std::string_view info = b.userinfo;
     std::size_t colon = info.find(':');
@@ -129,6 +138,12 @@ SplitUrl split_credentials(std::string_view url) {
                                        core::excerpt(core::redact_url(url))),
                            {}, "Write a literal % as %25.");
     }
+    // Else the endpoint's secret would hold what credentials_from_secret()
+    // refuses: the worker could not load the endpoints.
+    if (out.credentials.size() > kMaxCredentials)
+        throw InvalidInput(InvalidInput::Kind::InvalidValue,
+                           fmt::format("invalid broker URL \"{}\": the credentials are longer than {} bytes",
+                                       core::excerpt(core::redact_url(url)), kMaxCredentials));
     return out;
 }
 
@@ -163,8 +178,22 @@ std::unique_ptr<Sink> make_sink(std::string_view url, [[maybe_unused]] const Cre
 #endif
             break;
         case Scheme::Rediss: break;
+        case Scheme::Kafka:
+        case Scheme::Kafkas:
+#ifdef OUTBOX_WITH_KAFKA
+            return detail::make_kafka_sink(std::move(b), credentials, options);
+#endif
+            break;
     }
     return nullptr;
+}
+
+bool wait_for_closed([[maybe_unused]] std::chrono::milliseconds timeout) {
+#ifdef OUTBOX_WITH_KAFKA
+    return detail::wait_for_kafka_destroyed(timeout);
+#else
+    return true;
+#endif
 }
 
 }  // namespace outbox::sink

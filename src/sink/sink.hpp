@@ -47,20 +47,30 @@ struct Outcome {
 struct Credentials {
     std::string user, password, token;
     bool empty() const noexcept { return user.empty() && password.empty() && token.empty(); }
+    std::size_t size() const noexcept { return user.size() + password.size() + token.size(); }
 };
+
+// The most credentials may take, decoded (user, password and token together).
+// Their secret, every byte percent-encoded, may be three times as long.
+constexpr std::size_t kMaxCredentials = 1024;
 
 struct Options {
     core::NetworkList allowed_networks;  // special-purpose addresses allowed anyway
     std::string ca_file;                 // for nats tls:// and amqps://; empty: the system's
     std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};  // resolve + connect + login
+    // The most one reply of a broker (or the unfinished rest of a
+    // connection's input) may take in memory: a connection whose peer
+    // sends more is closed (docs/sinks.md, per protocol). outbox.max_reply_size.
+    std::size_t max_reply = 64 * 1024;
 };
 
 class Sink {
 public:
     virtual ~Sink() = default;
-    // Starts publishing at once. May block only while (re)connecting, at
-    // most Options::connect_timeout (docs/sinks.md). A message that cannot
-    // be sent completes with an Outcome instead of throwing.
+    // Starts publishing at once; never blocks. Without a connection, starts
+    // one on a thread of its own (connector.hpp) and the message waits for
+    // it, until its timeout. A message that cannot be sent completes with
+    // an Outcome instead of throwing.
     virtual void start(Message message) = 0;
     virtual std::size_t in_flight() const = 0;
     // One file descriptor for the sink's lifetime (an epoll set): readable
@@ -106,8 +116,9 @@ std::string credentials_secret(const Credentials& credentials);
 
 // Reads a secret written as above (any valid percent-encoding) for the
 // URL's scheme (a colon-less secret is a NATS token, an AMQP or Redis user).
-// Throws InvalidInput for a secret that cannot be credentials; the message
-// never repeats the secret.
+// Throws InvalidInput for a secret that cannot be credentials (or more than
+// kMaxCredentials of them); the message never repeats the secret. What
+// credentials_secret() writes of credentials within the limit, it reads.
 Credentials credentials_from_secret(std::string_view url, std::string_view secret);
 
 // The protocols and the client library each needs. A build without a
@@ -132,7 +143,13 @@ void require_built_in(std::string_view url);
 // The sink for a validated broker URL without credentials in it. Throws
 // core::InvalidInput for a bad URL (or one with credentials), or with
 // Kind::NotSupported for a protocol this build lacks (require_built_in);
-// never connects: the first start() does.
+// never connects: the first start() begins to.
 std::unique_ptr<Sink> make_sink(std::string_view url, const Credentials& credentials, const Options& options);
+
+// Waits until what sinks destroyed so far close off the caller's thread is
+// closed (librdkafka producers), at most `timeout`; false if not all were.
+// For tools that check for leaks at exit (sink_tool under LeakSanitizer);
+// the worker does not wait.
+bool wait_for_closed(std::chrono::milliseconds timeout);
 
 }  // namespace outbox::sink

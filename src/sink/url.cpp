@@ -19,7 +19,8 @@ constexpr std::size_t kMaxUrl = 2048;
 
 const char* kHint =
     "Use nats://host:4222/subject (tls:// for TLS), amqp://host:5672/vhost?exchange=name&routing_key={topic} "
-    "(amqps:// for TLS) or redis://host:6379/stream; {topic} and {key} take the event's topic and key.";
+    "(amqps:// for TLS), redis://host:6379/stream or kafka://host1:9092,host2:9092/topic (kafkas:// for TLS); "
+    "{topic} and {key} take the event's topic and key.";
 
 InvalidInput bad(std::string_view url, std::string_view why) {
     return InvalidInput(InvalidInput::Kind::InvalidValue,
@@ -117,6 +118,8 @@ std::uint16_t default_port(Scheme s) {
         case Scheme::Amqps: return 5671;
         case Scheme::Redis:
         case Scheme::Rediss: return 6379;
+        case Scheme::Kafka:
+        case Scheme::Kafkas: return 9092;
     }
     return 0;
 }
@@ -130,6 +133,8 @@ bool known_param(Scheme s, std::string_view name) {
         case Scheme::Amqps: return name == "exchange" || name == "routing_key";
         case Scheme::Redis:
         case Scheme::Rediss: return name == "maxlen" || name == "db";
+        case Scheme::Kafka:
+        case Scheme::Kafkas: return name == "sasl_mechanism";
     }
     return false;
 }
@@ -228,6 +233,8 @@ std::optional<Scheme> scheme_of(std::string_view url) {
     if (s == "amqps") return Scheme::Amqps;
     if (s == "redis") return Scheme::Redis;
     if (s == "rediss") return Scheme::Rediss;
+    if (s == "kafka") return Scheme::Kafka;
+    if (s == "kafkas") return Scheme::Kafkas;
     return std::nullopt;
 }
 
@@ -236,20 +243,25 @@ BrokerUrl parse_broker_url(std::string_view url) {
     for (char c : url)
         if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) throw bad(url, "it contains white space or control characters");
     auto scheme = scheme_of(url);
-    if (!scheme) throw bad(url, "the scheme must be nats, tls, amqp, amqps, redis or rediss");
+    if (!scheme) throw bad(url, "the scheme must be nats, tls, amqp, amqps, redis, rediss, kafka or kafkas");
     if (url.find('#') != std::string_view::npos) throw bad(url, "a fragment (#...) has no meaning here");
 
     BrokerUrl b;
     b.scheme = *scheme;
     std::string_view rest = url.substr(url.find("://") + 3);
+    // The credentials first: up to the last '@' before the path, as
+    // core::redact_url hides them. A password typed with a '?' in it must
+    // not be read as the query, whose errors would show it.
+    if (std::size_t at = rest.substr(0, rest.find('/')).rfind('@'); at != std::string_view::npos) {
+        b.has_userinfo = true;
+        b.userinfo = std::string(rest.substr(0, at));
+        if (b.userinfo.find('?') != std::string::npos)
+            throw bad(url, "the credentials contain '?': write it as %3F (and '/' as %2F, '@' as %40)");
+        rest.remove_prefix(at + 1);
+    }
     std::size_t auth_end = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, auth_end);
     rest = auth_end == std::string_view::npos ? std::string_view() : rest.substr(auth_end);
-    if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-        b.has_userinfo = true;
-        b.userinfo = std::string(authority.substr(0, at));
-        authority = authority.substr(at + 1);
-    }
     if (authority.empty()) throw bad(url, "it has no host");
     std::size_t start = 0;
     for (;;) {
@@ -259,8 +271,9 @@ BrokerUrl parse_broker_url(std::string_view url) {
         if (comma == std::string_view::npos) break;
         start = comma + 1;
     }
-    if (b.hosts.size() > 1 && b.scheme != Scheme::Nats && b.scheme != Scheme::NatsTls)
-        throw bad(url, "only nats:// and tls:// URLs may list several servers");
+    if (b.hosts.size() > 1 && b.scheme != Scheme::Nats && b.scheme != Scheme::NatsTls && b.scheme != Scheme::Kafka &&
+        b.scheme != Scheme::Kafkas)
+        throw bad(url, "only nats://, tls://, kafka:// and kafkas:// URLs may list several servers");
     if (b.hosts.size() > 16) throw bad(url, "at most 16 servers");
 
     std::string_view raw_path = rest.substr(0, rest.find('?'));
@@ -332,8 +345,25 @@ BrokerUrl parse_broker_url(std::string_view url) {
             }
             break;
         }
+        case Scheme::Kafka:
+        case Scheme::Kafkas: {
+            b.topic = tmpl(b.path.empty() ? "{topic}" : b.path, Template::Encoding::Raw);
+            if (!kafka_topic_ok(b.topic.expand("t", std::string("k"))))
+                throw bad(url, "the topic (the URL's path) may only have A-Z a-z 0-9 . _ - besides {topic} and {key}");
+            b.sasl_mechanism = param("sasl_mechanism").value_or("");
+            if (!b.sasl_mechanism.empty() && b.sasl_mechanism != "PLAIN" && b.sasl_mechanism != "SCRAM-SHA-256" &&
+                b.sasl_mechanism != "SCRAM-SHA-512")
+                throw bad(url, "sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+            break;
+        }
     }
     return b;
+}
+
+bool kafka_topic_ok(std::string_view topic) {
+    if (topic.empty() || topic.size() > 249 || topic == "." || topic == "..") return false;
+    return topic.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+           std::string_view::npos;
 }
 
 }  // namespace outbox::sink::detail

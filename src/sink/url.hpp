@@ -11,7 +11,7 @@
 
 namespace outbox::sink::detail {
 
-enum class Scheme { Nats, NatsTls, Amqp, Amqps, Redis, Rediss };
+enum class Scheme { Nats, NatsTls, Amqp, Amqps, Redis, Rediss, Kafka, Kafkas };
 
 struct HostPort {
     std::string host;  // without brackets for IPv6
@@ -29,8 +29,8 @@ public:
         // in a key, non-ASCII) become %XX; an empty token, a NULL or empty
         // key become "_" (and a key that is "_" itself becomes %5F).
         NatsSubject,
-        // AMQP routing keys and Redis stream names: as they are; a NULL key
-        // is the empty string.
+        // AMQP routing keys, Redis stream names and Kafka topics: as they
+        // are; a NULL key is the empty string.
         Raw,
     };
 
@@ -53,7 +53,7 @@ private:
 
 struct BrokerUrl {
     Scheme scheme = Scheme::Nats;
-    std::vector<HostPort> hosts;   // more than one for a NATS cluster: nats://h1:4222,h2:4222/subject
+    std::vector<HostPort> hosts;   // more than one for a NATS or Kafka cluster: nats://h1:4222,h2:4222/subject
     std::string userinfo;          // as written (percent-encoded); empty when none
     bool has_userinfo = false;
     std::string path;              // decoded, without the leading '/'
@@ -67,8 +67,12 @@ struct BrokerUrl {
     Template stream;               // Redis
     std::optional<long long> maxlen;  // Redis: XADD MAXLEN ~ N
     int db = 0;                    // Redis: SELECT db
+    Template topic;                // Kafka, default "{topic}"
+    std::string sasl_mechanism;    // Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ("" is PLAIN with credentials)
 
-    bool tls() const noexcept { return scheme == Scheme::NatsTls || scheme == Scheme::Amqps || scheme == Scheme::Rediss; }
+    bool tls() const noexcept {
+        return scheme == Scheme::NatsTls || scheme == Scheme::Amqps || scheme == Scheme::Rediss || scheme == Scheme::Kafkas;
+    }
 };
 
 std::optional<Scheme> scheme_of(std::string_view url);
@@ -78,6 +82,9 @@ std::optional<Scheme> scheme_of(std::string_view url);
 // validate_broker_url refuse it (no TLS in the packaged hiredis).
 BrokerUrl parse_broker_url(std::string_view url);
 
-std::string percent_decode(std::string_view text);  // throws InvalidInput on a bad %XX
+std::string percent_decode(std::string_view text);
+
+// A Kafka topic name: 1 to 249 of A-Z a-z 0-9 . _ - (not "." or "..").
+bool kafka_topic_ok(std::string_view topic);  // throws InvalidInput on a bad %XX
 
 }  // namespace outbox::sink::detail

@@ -207,3 +207,50 @@ describe('backup and restore', () => {
     });
   }
 });
+
+// pg_restore loads outbox.endpoint_secrets after outbox.endpoints (the
+// foreign key orders them), each in a transaction of its own, with the
+// worker running. A worker that loaded the endpoints in between signed the
+// restored deliveries without the restored secrets (a clean-clone CI run
+// of the test above, on PostgreSQL 18). Here the secrets change behind the
+// worker's back the same way, by plain DML, the endpoints' rows untouched.
+describe('secrets restored after their endpoints', () => {
+  test('the worker signs with secrets written without touching the endpoints row, and holds deliveries while an endpoint has none', async () => {
+    const restored = `whsec_${Buffer.from('restored secret, 24 bytes!'.slice(0, 24)).toString('base64')}`;
+    const secrets = [];
+    const sink = await startSink({ secrets });
+    const cluster = await startCluster({ database: 'app', conf: { 'outbox.url': '' } });
+    try {
+      const created = await cluster.query("SELECT outbox.create_endpoint('billing', $1) AS s", [sink.url], 'app');
+      secrets.push(created.rows[0].s);
+      const send = async () => (await cluster.query("SELECT outbox.enqueue('order.created', '{}')::text AS id", [], 'app')).rows[0].id;
+      const first = await send();
+      await sink.waitForIds([first]);
+      assert.equal(sink.byId(first)[0].verified, true, 'signed with the created secret');
+
+      // Between the two tables of a restore the endpoint has no secret: its
+      // deliveries wait, they do not go out unsigned.
+      await cluster.query('DELETE FROM outbox.endpoint_secrets', [], 'app');
+      const second = await send();
+      await waitFor(async () => (await cluster.query(`SELECT count(*)::int AS n FROM outbox.deliveries
+                                                      WHERE event_id = $1`, [second], 'app')).rows[0].n === 1,
+        { message: 'the delivery made' });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(sink.byId(second).length, 0, 'nothing sent without a secret');
+      assert.match(cluster.log(), /endpoint "billing" has no signing secret: its deliveries wait/);
+
+      await cluster.query(`INSERT INTO outbox.endpoint_secrets (endpoint_id, secret)
+                           SELECT id, '${restored}' FROM outbox.endpoints WHERE name = 'billing'`, [], 'app');
+      secrets.splice(0, secrets.length, restored);
+      const third = await send();
+      await sink.waitForIds([second, third]);
+      for (const id of [second, third]) {
+        const request = sink.byId(id)[0];
+        assert.equal(request.verified, true, `signed with the restored secret (${request.error})`);
+      }
+    } finally {
+      await cluster.destroy();
+      await sink.close();
+    }
+  });
+});

@@ -13,6 +13,8 @@ import {
   withRabbitChannel,
 } from '../lib/brokers.mjs';
 import { startCluster, waitFor } from '../lib/cluster.mjs';
+import { fakeNats } from '../lib/fake_brokers.mjs';
+import { startSink } from '../lib/sink.mjs';
 
 let cluster;
 
@@ -287,5 +289,48 @@ describe('Redis Streams', () => {
   test('wrong credentials are failures (403), then dead, and never shown', async () => {
     await expectDead('redis-badpw', 'badpw', 403);
     assert.doesNotMatch(await visible('redis-badpw'), /wrong-pw/);
+  });
+});
+
+describe('a broker that stalls its handshake beside a webhook endpoint', () => {
+  let peer;
+  let receiver;
+  before(async () => {
+    // A NATS "server" that accepts and never says INFO: the connect waits
+    // for outbox.connect_timeout, on a connect thread; the worker's loop
+    // goes on serving the webhook endpoint.
+    peer = await fakeNats('silent');
+    receiver = await startSink();
+    await cluster.reload({ 'outbox.connect_timeout': '20s' });
+    await cluster.query(`SELECT outbox.create_endpoint('stalled', $1, topics => '{stall.*}')`, [peer.url('/events')]);
+    await cluster.query(`SELECT outbox.create_endpoint('beside', $1, topics => '{stall.*}')`, [receiver.url]);
+  });
+  after(async () => {
+    await cluster.query(`SELECT outbox.drop_endpoint(name) FROM outbox.endpoints WHERE name IN ('stalled', 'beside')`);
+    await cluster.reload({ 'outbox.connect_timeout': null });
+    await receiver?.close();
+    await peer?.close();
+  });
+
+  test('the webhook deliveries arrive while the broker connect is still waiting', async (t) => {
+    const latencies = [];
+    const ids = [];
+    for (let i = 0; i < 20; i++) {
+      const started = Date.now();  // the enqueue's transaction commits on its own
+      const { rows } = await cluster.query(`SELECT outbox.enqueue('stall.event', jsonb_build_object('i', $1::int))::text AS id`, [i]);
+      ids.push(rows[0].id);
+      await receiver.waitForIds([rows[0].id]);
+      latencies.push(receiver.byId(rows[0].id)[0].receivedAt - started);
+    }
+    // Before: the first broker message held the loop in its connect for
+    // connect_timeout (20 s) and failed; the webhook deliveries waited behind it.
+    const { rows } = await cluster.query(
+      `SELECT count(*)::int AS deliveries, count(*) FILTER (WHERE d.last_error IS NOT NULL)::int AS failed
+       FROM outbox.deliveries AS d JOIN outbox.endpoints AS ep ON ep.id = d.endpoint_id WHERE ep.name = 'stalled'`);
+    assert.equal(peer.connections, 1, 'one connect attempt, still waiting for INFO');
+    assert.deepEqual(rows[0], { deliveries: 20, failed: 0 }, 'no broker attempt has ended yet');
+    latencies.sort((a, b) => a - b);
+    t.diagnostic(`beside a stalled broker connect (connect_timeout 20 s): 20 webhook deliveries, enqueue to receipt ` +
+                 `p50 ${latencies[10]} ms, max ${latencies[19]} ms`);
   });
 });

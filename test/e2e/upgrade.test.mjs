@@ -1,14 +1,23 @@
-// Upgrading the extension in place. A database created at 0.1.0 is served
-// by this library (a package upgrade: a new library, the old schema) while
-// keyed events flow; ALTER EXTENSION outbox UPDATE runs in the middle of the
-// stream. And an upgraded database has exactly the schema of a fresh install.
+// Upgrading the extension in place. A database created at the last release
+// is served by this library (a package upgrade: a new library, the old
+// schema) while keyed events flow; ALTER EXTENSION outbox UPDATE runs in the
+// middle of the stream. And an upgraded database has exactly the schema of a
+// fresh install, from every release.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 
 import { startCluster, waitFor } from '../lib/cluster.mjs';
 import { startWithReceiver } from '../lib/setup.mjs';
 
 const count = (text, pattern) => (text.match(pattern) || []).length;
+
+// The released versions, oldest first (their scripts are frozen in
+// extension/); the library is the version being built.
+const RELEASES = ['0.1.0', '0.2.0'];
+const LAST = RELEASES[RELEASES.length - 1];
+const LIBRARY = readFileSync(new URL('../../outbox.control', import.meta.url), 'utf8')
+  .match(/default_version = '([^']+)'/)[1];
 
 // The extension's objects as text lines, sorted: what a fresh install and an
 // upgrade must agree on (data aside).
@@ -51,7 +60,7 @@ async function catalog(cluster, db) {
 }
 
 describe('extension upgrade', () => {
-  test('0.1.0 -> 0.2.0 while keyed events flow and first attempts fail: the library waits for the update, nothing is lost, key order holds', async () => {
+  test(`${LAST} -> ${LIBRARY} while keyed events flow and first attempts fail: the library waits for the update, nothing is lost, key order holds`, async () => {
     const failedOnce = new Set();
     const ok = [];  // ids answered 2xx, in order
     const { cluster, sink, destroy } = await startWithReceiver({
@@ -66,8 +75,8 @@ describe('extension upgrade', () => {
       },
     });
     try {
-      await cluster.query("CREATE EXTENSION outbox VERSION '0.1.0'");
-      await waitFor(() => /extension "outbox" in database "outbox_test" is version 0\.1\.0, the library is version 0\.2\.0; waiting/.test(cluster.log()),
+      await cluster.query(`CREATE EXTENSION outbox VERSION '${LAST}'`);
+      await waitFor(() => cluster.log().includes(`extension "outbox" in database "outbox_test" is version ${LAST}, the library is version ${LIBRARY}; waiting`),
         { message: 'the worker saying it waits for the update' });
 
       const ids = [];
@@ -101,23 +110,26 @@ describe('extension upgrade', () => {
     }
   });
 
-  test('an upgraded database has the schema of a fresh install: tables, columns, defaults, indexes, constraints, functions, triggers, views, grants, what pg_dump keeps', async () => {
-    const cluster = await startCluster({ createExtension: false, conf: { 'outbox.paused': 'on' } });
-    try {
-      await cluster.query("CREATE EXTENSION outbox VERSION '0.1.0'");
-      await cluster.query("SELECT outbox.enqueue('before.upgrade', '{}')");
-      await cluster.query('ALTER EXTENSION outbox UPDATE');
-      await cluster.query('CREATE DATABASE fresh', [], 'postgres');
-      await cluster.query('CREATE EXTENSION outbox', [], 'fresh');
-      const upgraded = await catalog(cluster, cluster.database);
-      const fresh = await catalog(cluster, 'fresh');
-      assert.ok(fresh.length > 100, `the catalog query sees the extension (${fresh.length} lines)`);
-      const onlyUpgraded = upgraded.filter((line) => !fresh.includes(line));
-      const onlyFresh = fresh.filter((line) => !upgraded.includes(line));
-      assert.deepEqual({ onlyUpgraded, onlyFresh }, { onlyUpgraded: [], onlyFresh: [] });
-      assert.equal((await cluster.query('SELECT count(*)::int AS n FROM outbox.events')).rows[0].n, 1, 'the event is kept');
-    } finally {
-      await cluster.destroy();
-    }
-  });
+  for (const from of RELEASES) {
+    test(`a database upgraded from ${from} has the schema of a fresh install: tables, columns, defaults, indexes, constraints, functions, triggers, views, grants, what pg_dump keeps`, async () => {
+      const cluster = await startCluster({ createExtension: false, conf: { 'outbox.paused': 'on' } });
+      try {
+        await cluster.query(`CREATE EXTENSION outbox VERSION '${from}'`);
+        await cluster.query("SELECT outbox.enqueue('before.upgrade', '{}')");
+        await cluster.query('ALTER EXTENSION outbox UPDATE');
+        await cluster.query('CREATE DATABASE fresh', [], 'postgres');
+        await cluster.query('CREATE EXTENSION outbox', [], 'fresh');
+        const upgraded = await catalog(cluster, cluster.database);
+        const fresh = await catalog(cluster, 'fresh');
+        assert.ok(fresh.length > 100, `the catalog query sees the extension (${fresh.length} lines)`);
+        assert.ok(fresh.includes(`version ${LIBRARY}`), 'a fresh install is the library\'s version');
+        const onlyUpgraded = upgraded.filter((line) => !fresh.includes(line));
+        const onlyFresh = fresh.filter((line) => !upgraded.includes(line));
+        assert.deepEqual({ onlyUpgraded, onlyFresh }, { onlyUpgraded: [], onlyFresh: [] });
+        assert.equal((await cluster.query('SELECT count(*)::int AS n FROM outbox.events')).rows[0].n, 1, 'the event is kept');
+      } finally {
+        await cluster.destroy();
+      }
+    });
+  }
 });

@@ -115,3 +115,63 @@ describe('wake-up with a poll interval of one hour', () => {
     await sink.waitForIds([rows[0].id], { timeout: 10000 });
   });
 });
+
+// A paused worker withdraws the latch commits set, but the end of the pause
+// must still reach every worker, not only the first: the others poll once a
+// minute (here: once an hour), and would sleep through a drain (bench/'s
+// drains start from a pause; 0.3.0 drained with one worker of two).
+describe('unpausing wakes every worker', () => {
+  let cluster;
+  let sink;
+  let running = 0;
+  let most = 0;
+
+  before(async () => {
+    sink = await startSink({
+      secrets: [TEST_SECRET],
+      respond: async () => {
+        most = Math.max(most, ++running);
+        await sleep(300);
+        running--;
+        return { status: 204 };
+      },
+    });
+    cluster = await startCluster({
+      conf: { 'outbox.url': sink.url, 'outbox.secret': TEST_SECRET, 'outbox.poll_interval': '1h',
+              'outbox.workers': 2, 'outbox.max_in_flight': 1 },
+    });
+    const first = (await cluster.query("SELECT outbox.enqueue('warmup', '{}') AS id")).rows[0].id;
+    await sink.waitForIds([first]);
+  });
+  after(async () => {
+    await cluster?.destroy();
+    await sink?.close();
+  });
+
+  // Six events, one request at a time per worker, 300 ms each: both
+  // workers sending makes two at once.
+  async function drainAfterPause(pause, unpause) {
+    await quiesce(cluster);
+    await pause();
+    await sleep(500);
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push((await cluster.query("SELECT outbox.enqueue('order.created', '{}') AS id")).rows[0].id);
+    await sleep(500);
+    assert.equal(ids.filter((id) => sink.byId(id).length > 0).length, 0, 'nothing sent while paused');
+    most = 0;
+    await unpause();
+    await sink.waitForIds(ids, { timeout: 20000 });
+    assert.equal(most, 2, 'both workers sent');
+  }
+
+  test('ALTER DATABASE ... SET outbox.paused', async () => {
+    const db = cluster.database;
+    await drainAfterPause(
+      () => cluster.query(`ALTER DATABASE ${db} SET outbox.paused = on`, [], 'postgres'),
+      () => cluster.query(`ALTER DATABASE ${db} RESET outbox.paused`, [], 'postgres'));
+  });
+
+  test('outbox.paused in postgresql.conf, with a reload', async () => {
+    await drainAfterPause(() => cluster.reload({ 'outbox.paused': 'on' }), () => cluster.reload({ 'outbox.paused': 'off' }));
+  });
+});

@@ -15,10 +15,18 @@ import pg from 'pg';
 const defaultBindir = execFileSync('pg_config', ['--bindir']).toString().trim();
 const asRoot = process.getuid() === 0;
 
+// OUTBOX_E2E_PRELOAD=lib.so: the server runs with LD_PRELOAD=lib.so (a
+// sanitizer's runtime, for a library built with it: scripts/e2e-asan.sh);
+// only pg_ctl, which starts it, gets it, not this process.
+function serverEnv(program) {
+  const preload = process.env.OUTBOX_E2E_PRELOAD;
+  return preload && program === 'pg_ctl' ? { ...process.env, LD_PRELOAD: preload } : process.env;
+}
+
 function runAsPostgres(program, args, { check = true, bindir = defaultBindir, cwd } = {}) {
   const cmd = asRoot ? 'runuser' : path.join(bindir, program);
   const argv = asRoot ? ['-u', 'postgres', '--', path.join(bindir, program), ...args] : args;
-  const result = spawnSync(cmd, argv, { encoding: 'utf8', cwd });
+  const result = spawnSync(cmd, argv, { encoding: 'utf8', cwd, env: serverEnv(program) });
   if (check && result.status !== 0) {
     throw new Error(`${program} ${args.join(' ')} failed (${result.status}): ${result.stderr || result.stdout}`);
   }

@@ -75,7 +75,7 @@ install_package() {
 }
 
 delivers() {
-    PATH="/usr/lib/postgresql/$pg/bin:$PATH" OUTBOX_EXPECT_PROTOCOLS='nats, amqp, redis' \
+    PATH="/usr/lib/postgresql/$pg/bin:$PATH" OUTBOX_EXPECT_PROTOCOLS='nats, amqp, redis, kafka' \
         check_node "$root/test/packaging/installed.test.mjs"
 }
 

@@ -3,6 +3,7 @@
 // a sink is not the worker's bottleneck, not a test.
 //   node test/sink/throughput.mjs [COUNT] [IN_FLIGHT]
 import { natsAddStream, startNats, startRabbit, startRedis, withRabbitChannel } from '../lib/brokers.mjs';
+import { KafkaMock } from '../lib/kafka_mock.mjs';
 import { SinkTool } from './tool.mjs';
 
 const count = Number(process.argv[2] ?? 100000);
@@ -30,3 +31,9 @@ const rabbit = await startRabbit();
 await withRabbitChannel(rabbit, (ch) => ch.assertQueue('bench', { durable: true }));
 await run('rabbitmq', `${rabbit.url}/?routing_key=bench`, { credentials: { user: 'guest', password: 'guest' } });
 await rabbit.close();
+
+// librdkafka's mock cluster (3 brokers, 6 partitions): not Apache Kafka.
+const kafka = await KafkaMock.start();
+await kafka.createTopic('bench', 6, 3);
+await run('kafka', `kafka://${kafka.bootstraps}/bench`);
+await kafka.stop();

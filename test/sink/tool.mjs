@@ -1,6 +1,7 @@
 // Drives build/unit/sink_tool (test/sink/sink_tool.cpp): one process, one
-// sink, messages in and outcomes out, as the worker will drive a sink.
-// Builds it with cmake first when it is missing.
+// sink (or several in one loop), messages in and outcomes out, as the worker
+// drives its sinks. Builds it with cmake first when it is missing;
+// OUTBOX_SINK_TOOL names another build (the sanitizer builds of scripts/test.sh).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,14 +33,16 @@ export function eventId(n) {
 
 export class SinkTool {
   // credentials: { user, password, token }, passed in the environment.
-  constructor(url, { allowed = '127.0.0.1/32', connectTimeout = 5000, credentials = {}, caFile } = {}) {
+  // `url` may be an array: one sink each, in one loop (sendTo picks one).
+  constructor(url, { allowed = '127.0.0.1/32', connectTimeout = 5000, credentials = {}, caFile, maxReply } = {}) {
     buildTool();
     const env = { ...process.env };
     if (credentials.user !== undefined) env.OUTBOX_SINK_USER = credentials.user;
     if (credentials.password !== undefined) env.OUTBOX_SINK_PASSWORD = credentials.password;
     if (credentials.token !== undefined) env.OUTBOX_SINK_TOKEN = credentials.token;
-    this.child = spawn(toolPath, [url, '--allowed', allowed, '--connect-timeout', String(connectTimeout),
-                                  ...(caFile ? ['--ca-file', caFile] : [])],
+    this.child = spawn(toolPath, [...[url].flat(), '--allowed', allowed, '--connect-timeout', String(connectTimeout),
+                                  ...(caFile ? ['--ca-file', caFile] : []),
+                                  ...(maxReply ? ['--max-reply', String(maxReply)] : [])],
                        { env, stdio: ['pipe', 'pipe', 'pipe'] });
     // A test that fails before close() must not hang its file on a live
     // sink_tool: it does not keep Node running, and dies with it.
@@ -50,11 +53,12 @@ export class SinkTool {
     this.child.stderr.on('data', (d) => { this.stderr += d; });
     this.waiting = new Map(); // tag -> resolve
     this.benches = [];
+    this.memories = [];
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
       // Whatever still waits learns why instead of hanging.
       const why = new Error(`sink_tool exited (${code ?? signal}) with messages in flight: ${this.stderr}`);
       for (const [, w] of this.waiting) w.reject(why);
-      for (const b of this.benches) b.reject(why);
+      for (const b of [...this.benches, ...this.memories]) b.reject(why);
       this.waiting.clear();
       tools.delete(this);
       resolve(code ?? signal);
@@ -62,6 +66,7 @@ export class SinkTool {
     readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
       const o = JSON.parse(line);
       if (o.bench) return this.benches.shift()?.resolve(o);
+      if (o.memory) return this.memories.shift()?.resolve(o);
       const w = this.waiting.get(o.tag);
       this.waiting.delete(o.tag);
       w?.resolve(o);
@@ -69,10 +74,16 @@ export class SinkTool {
   }
 
   // Resolves with the outcome: { tag, acked, status, refused, us, error }.
-  send({ id, topic = 'order.created', key = null, payload = '{}', headers = {}, timeout = 5000 }) {
+  send(message) {
+    return this.sendTo(0, message);
+  }
+
+  // To the sink of the n-th URL.
+  sendTo(n, { id, topic = 'order.created', key = null, payload = '{}', headers = {}, timeout = 5000 }) {
     const tag = nextTag++;
     // Percent-encoded fields (none may be empty); "-" is the NULL key.
-    const fields = ['send', tag, enc(id), enc(topic), key === null ? '-' : key === '-' ? '%2D' : enc(key), timeout, enc(payload)];
+    const fields = ['sendto', n, tag, enc(id), enc(topic), key === null ? '-' : key === '-' ? '%2D' : enc(key), timeout,
+                    enc(payload)];
     for (const [name, value] of Object.entries(headers)) fields.push(enc(name), enc(value));
     const line = fields.join(' ') + '\n';
     const done = new Promise((resolve, reject) => this.waiting.set(tag, { resolve, reject }));
@@ -83,6 +94,13 @@ export class SinkTool {
   bench({ count, inFlight, payloadBytes = 200, timeout = 30000 }) {
     const done = new Promise((resolve, reject) => this.benches.push({ resolve, reject }));
     this.child.stdin.write(`bench ${count} ${inFlight} ${payloadBytes} ${timeout}\n`);
+    return done;
+  }
+
+  // { anon_kb, peak_anon_kb (since the last call), heap_bytes }: see sink_tool.cpp.
+  memory() {
+    const done = new Promise((resolve, reject) => this.memories.push({ resolve, reject }));
+    this.child.stdin.write('memory\n');
     return done;
   }
 

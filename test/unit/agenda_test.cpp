@@ -12,13 +12,21 @@ namespace {
 const Agenda::Clock::time_point kT0 = Agenda::Clock::time_point{} + std::chrono::hours(1000);
 constexpr milliseconds kPoll(1000);
 
-// What a transaction that asked for up to 1,000 events found.
+// What a transaction that asked for up to 1,000 events (and claimed) found.
 Agenda::Found found(int dispatched, bool claimed_full = false, std::optional<int64_t> next_due_ms = std::nullopt) {
     Agenda::Found f;
     f.dispatch_limit = 1000;
     f.dispatched = dispatched;
+    f.claimed = true;
     f.claimed_full = claimed_full;
     f.next_due_ms = next_due_ms;
+    return f;
+}
+
+// The same without a claim.
+Agenda::Found dispatched_only(int dispatched) {
+    Agenda::Found f = found(dispatched);
+    f.claimed = false;
     return f;
 }
 
@@ -36,6 +44,7 @@ TEST(Agenda, AWorkerLooksAtOnceWhenItStarts) {
     Agenda agenda(kT0);
     EXPECT_TRUE(agenda.wants_claim());
     EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.claim_due());
     EXPECT_TRUE(agenda.next_due_stale());
     EXPECT_EQ(agenda.claim_deadline(), kT0);
     EXPECT_FALSE(agenda.backing_off(kT0));
@@ -45,6 +54,7 @@ TEST(Agenda, NothingFoundSleepsUntilThePoll) {
     Agenda agenda = settled();
     EXPECT_FALSE(agenda.wants_claim());
     EXPECT_FALSE(agenda.dispatch_due());
+    EXPECT_FALSE(agenda.claim_due());
     EXPECT_FALSE(agenda.next_due_stale());
     EXPECT_EQ(agenda.claim_deadline(), kT0 + kPoll);
     agenda.check_timers(kT0 + kPoll - milliseconds(1), kPoll);
@@ -53,16 +63,42 @@ TEST(Agenda, NothingFoundSleepsUntilThePoll) {
     agenda.check_timers(kT0 + kPoll, kPoll);
     EXPECT_TRUE(agenda.wants_claim());
     EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.claim_due());
     EXPECT_TRUE(agenda.next_due_stale());
     EXPECT_EQ(agenda.claim_deadline(), kT0 + 2 * kPoll);
 }
 
-TEST(Agenda, ACommitWakesItToDispatchAndClaim) {
+TEST(Agenda, ACommitWakesItToDispatchWithoutAClaim) {
+    Agenda agenda = settled();
+    agenda.commit_woke();
+    EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_FALSE(agenda.claim_due()) << "the dispatch leases what the commit made";
+    EXPECT_FALSE(agenda.next_due_stale()) << "the earliest retry has not changed";
+}
+
+TEST(Agenda, ANotifyOrAnotherWorkersRequestWakesItToDispatchAndClaim) {
     Agenda agenda = settled();
     agenda.wake();
     EXPECT_TRUE(agenda.wants_claim());
     EXPECT_TRUE(agenda.dispatch_due());
+    EXPECT_TRUE(agenda.claim_due());
     EXPECT_FALSE(agenda.next_due_stale()) << "the earliest retry has not changed";
+}
+
+TEST(Agenda, DeliveriesStayDueUntilAClaimLooks) {
+    Agenda agenda = settled();
+    agenda.wake();
+    agenda.after_transaction(kT0, kPoll, dispatched_only(1));
+    EXPECT_TRUE(agenda.claim_due()) << "no room to claim in that transaction";
+    agenda.after_transaction(kT0, kPoll, found(0));
+    EXPECT_FALSE(agenda.claim_due());
+    // Due deliveries the dispatch left unleased, without room to claim them.
+    Agenda::Found left = dispatched_only(1);
+    left.claimed_full = true;
+    agenda.after_transaction(kT0, kPoll, left);
+    EXPECT_TRUE(agenda.claim_due());
+    EXPECT_TRUE(agenda.wants_claim());
 }
 
 TEST(Agenda, AFullClaimOrDispatchLooksAgainAndSharesTheWork) {
@@ -136,6 +172,7 @@ TEST(Agenda, RecordingAndRetriesAreLookedAtInTheSameTransaction) {
     Agenda agenda = settled();
     agenda.claim_after_recording();
     EXPECT_TRUE(agenda.wants_claim());
+    EXPECT_TRUE(agenda.claim_due());
     EXPECT_FALSE(agenda.dispatch_due());
     agenda.retry_written();
     EXPECT_TRUE(agenda.next_due_stale());
@@ -162,7 +199,7 @@ TEST(Agenda, AnIdleWorkerPollsLessAndAWakeUpBringsThePollBack) {
         agenda.after_transaction(now, kPoll, found(0));
     }
     EXPECT_EQ(agenda.claim_deadline() - now, milliseconds(10000));
-    agenda.wake();  // a commit
+    agenda.commit_woke();
     agenda.after_transaction(now, kPoll, found(1));
     EXPECT_EQ(agenda.claim_deadline() - now, kPoll);
 }
@@ -174,7 +211,7 @@ TEST(Agenda, APollThatFindsWorkKeepsThePollShort) {
         now = agenda.claim_deadline();
         agenda.check_timers(now, kPoll);
         Agenda::Found f = found(0);
-        f.claimed = true;  // a retry fell due, or a lease ran out
+        f.took_any = true;  // a retry fell due, or a lease ran out
         agenda.after_transaction(now, kPoll, f);
     }
     EXPECT_EQ(agenda.claim_deadline() - now, kPoll);

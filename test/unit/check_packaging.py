@@ -18,7 +18,7 @@ import sys
 
 root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
 problems = []
-BROKERS = ["nats", "amqp", "redis"]
+BROKERS = ["nats", "amqp", "redis", "kafka"]
 # Debian's build-essential: implied, and lintian refuses them in Build-Depends.
 BUILD_ESSENTIAL = {"g++", "make"}
 

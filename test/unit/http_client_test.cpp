@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <malloc.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -331,6 +332,33 @@ TEST(HttpClient, OnlyHttpAndHttps) {
     EXPECT_EQ(r.error.rfind("unsupported URL scheme", 0), 0u) << r.error;
 }
 
+// A peer that answers bytes that are no HTTP response: libcurl says
+// "unsupported protocol", which is about the answer here, not the URL.
+TEST(HttpClient, AGarbledResponseIsNamedAsSuch) {
+    Fixture f;
+    Client client(loopback_options());
+    Response r = run_one(client, post(f.url("/garbage")));
+    EXPECT_EQ(r.status, 0);
+    EXPECT_FALSE(r.refused);
+    EXPECT_EQ(r.error.rfind("invalid response: ", 0), 0u) << r.error;
+}
+
+// libcurl keeps a handle's header buffer across curl_easy_reset(): a pool
+// of handles that read header bombs would hold 300 kB each for good.
+TEST(HttpClient, HeaderBombsLeaveNothingInThePool) {
+    Fixture f;
+    Client client(loopback_options());
+    if (mallinfo2().uordblks == 0) GTEST_SKIP() << "malloc statistics unavailable (a sanitizer's allocator)";
+    run_one(client, post(f.url("/ok")));  // libcurl's own one-time allocations
+    std::size_t before = mallinfo2().uordblks;
+    for (int i = 0; i < 40; i++) client.start(post(f.url("/header-bomb")));
+    auto done = run(client, 40);
+    ASSERT_EQ(done.size(), 40u);
+    for (const Response& r : done) EXPECT_EQ(r.status, 0) << "over max_read";
+    std::size_t after = mallinfo2().uordblks;
+    EXPECT_LT(after, before + 4 * 1024 * 1024) << "heap in use grew from " << before << " to " << after << " bytes";
+}
+
 TEST(HttpClient, AddressGuardRefusesWithoutConnecting) {
     Fixture f("127.0.0.2");
     Options narrow = loopback_options();
@@ -421,6 +449,21 @@ TEST(HttpClient, StopsReadingAfterMaxReadAndKeepsTheStatus) {
     EXPECT_EQ(r.status, 200);
     EXPECT_TRUE(r.error.empty()) << r.error;
     EXPECT_EQ(r.body, std::string(100, 'y'));
+}
+
+// Every header line costs libcurl's parser (and the worker's loop) time: a
+// peer's headers are read up to max_read, not up to libcurl's 300 kB.
+TEST(HttpClient, StopsReadingHeadersAfterMaxRead) {
+    Fixture f;
+    Options o = loopback_options();
+    o.max_read = 8 * 1024;
+    Client client(o);
+    Response bomb = run_one(client, post(f.url("/header-bomb")));
+    EXPECT_EQ(bomb.status, 0);
+    EXPECT_EQ(bomb.error, "invalid response: headers over 8192 bytes");
+    Response ok = run_one(client, post(f.url("/retry-after")));
+    EXPECT_EQ(ok.status, 503) << ok.error;
+    EXPECT_EQ(ok.retry_after, "7");
 }
 
 TEST(HttpClient, FiftyConcurrentRequestsAndKeepAlive) {

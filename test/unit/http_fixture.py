@@ -14,6 +14,8 @@ Routes (POST, HTTP/1.1 keep-alive):
   /endless         -> 200 with a chunked body that never ends (until the
                       client goes away)
   /redirect        -> 302 with Location: /ok
+  /garbage         -> bytes that are no HTTP response, then the connection closes
+  /header-bomb     -> 200 with 400 kB of headers (over max_read; libcurl refuses over 300 kB)
   /echo            -> 200 with the request (method, path, headers, body) as JSON
 A request with "Expect: 100-continue" gets an interim "100 Continue" that
 carries "Retry-After: 99" (which must not leak into the final response).
@@ -102,6 +104,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.endless()
         elif path == "/redirect":
             self.reply(302, b"", {"Location": "/ok"})
+        elif path == "/header-bomb":
+            self.send_response(200)
+            for i in range(400):
+                self.send_header("x-bomb-%d" % i, "a" * 1000)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path == "/garbage":
+            self.wfile.write(b"garbage, no status line\r\n")
+            self.wfile.flush()
+            self.close_connection = True
         elif path == "/echo":
             echo = {
                 "method": self.command,

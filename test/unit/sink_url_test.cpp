@@ -14,9 +14,10 @@ using detail::Scheme;
 using detail::Template;
 
 TEST(BrokerUrl, Schemes) {
-    for (const char* url : {"nats://h/s", "TLS://h/s", "amqp://h/", "amqps://h/v", "redis://h/s", "rediss://h/s"})
+    for (const char* url : {"nats://h/s", "TLS://h/s", "amqp://h/", "amqps://h/v", "redis://h/s", "rediss://h/s",
+                            "kafka://h/t", "KAFKAS://h/t"})
         EXPECT_TRUE(is_broker_url(url)) << url;
-    for (const char* url : {"http://h/", "https://h/", "kafka://h/t", "nats:/h/s", "", "redis"})
+    for (const char* url : {"http://h/", "https://h/", "kafka:/h/t", "nats:/h/s", "", "redis"})
         EXPECT_FALSE(is_broker_url(url)) << url;
 }
 
@@ -55,6 +56,33 @@ TEST(BrokerUrl, RedisStreamMaxlenDb) {
     EXPECT_EQ(b.maxlen, 1000);
     EXPECT_EQ(b.db, 2);
     EXPECT_FALSE(parse_broker_url("redis://h/s").maxlen.has_value());
+}
+
+TEST(BrokerUrl, KafkaHostsTopicSasl) {
+    auto b = parse_broker_url("kafka://k1:9093,[::1],k3.example.com/outbox.{topic}-{key}");
+    EXPECT_EQ(b.scheme, Scheme::Kafka);
+    ASSERT_EQ(b.hosts.size(), 3u);
+    EXPECT_EQ(b.hosts[0].port, 9093);
+    EXPECT_EQ(b.hosts[1].host, "::1");
+    EXPECT_EQ(b.hosts[1].port, 9092);
+    EXPECT_FALSE(b.tls());
+    EXPECT_EQ(b.topic.expand("order.created", std::string("42")), "outbox.order.created-42");
+    EXPECT_EQ(parse_broker_url("kafka://h").topic.expand("orders", std::nullopt), "orders");  // default {topic}
+    auto s = parse_broker_url("kafkas://h/t?sasl_mechanism=SCRAM-SHA-512");
+    EXPECT_TRUE(s.tls());
+    EXPECT_EQ(s.sasl_mechanism, "SCRAM-SHA-512");
+    EXPECT_TRUE(detail::kafka_topic_ok("a.b_c-9"));
+    for (std::string bad : {std::string(), std::string("."), std::string(".."), std::string("a/b"), std::string("a b"),
+                            std::string("é"), std::string(250, 't')})
+        EXPECT_FALSE(detail::kafka_topic_ok(bad)) << bad;
+    for (const char* url : {"kafka://h/a%20b", "kafka://h/a:b", "kafka://h/t?sasl_mechanism=GSSAPI",
+                            "kafka://h/t?partition=1", "kafka://h/{unknown}"})
+        EXPECT_THROW(parse_broker_url(url), InvalidInput) << url;
+    // Credentials go to SASL: split into the secret like the others'.
+    auto split = split_credentials("kafkas://app:s%40cret@k1:9093,k2:9093/t");
+    EXPECT_EQ(split.url, "kafkas://k1:9093,k2:9093/t");
+    EXPECT_EQ(split.credentials.user, "app");
+    EXPECT_EQ(split.credentials.password, "s@cret");
 }
 
 TEST(BrokerUrl, RefusesBadShapes) {
@@ -192,7 +220,8 @@ TEST(BrokerSink, AddressPolicyRefusesBeforeConnecting) {
     // 127.0.0.2 is loopback, outside allowed_networks: refused, no traffic.
     Options o;
     o.allowed_networks = outbox::core::NetworkList::parse("127.0.0.1/32");
-    for (const char* url : {"nats://127.0.0.2:4222/s", "amqp://127.0.0.2/", "redis://127.0.0.2/s"}) {
+    for (const char* url : {"nats://127.0.0.2:4222/s", "amqp://127.0.0.2/", "redis://127.0.0.2/s",
+                            "kafka://127.0.0.2:9092,127.0.0.2:9093/t"}) {
         if (!built_in(url)) continue;
         auto s = make_sink(url, {"u", "s3cret", ""}, o);
         Message m;
@@ -238,6 +267,41 @@ TEST(CredentialsSecret, RoundTripsPerScheme) {
     EXPECT_EQ(credentials_secret(split_credentials("amqp://us%40er:p%3Ass%20word@h/").credentials), secret);
 }
 
+// Found by test/fuzz/broker_url_fuzz: credentials that fit a URL but whose
+// canonical secret (every byte %XX) was longer than the secret's limit were
+// stored, and the worker, refusing to read them, stopped for every endpoint.
+TEST(CredentialsSecret, WhatSplitAcceptsTheSecretReadsBack) {
+    std::string user(kMaxCredentials - 3, '<');
+    SplitUrl split = split_credentials("nats://" + user + ":pw@h/s");
+    std::string secret = credentials_secret(split.credentials);
+    EXPECT_EQ(secret.size(), 3 * user.size() + 3);
+    Credentials back = credentials_from_secret(split.url, secret);
+    EXPECT_EQ(back.user, user);
+    EXPECT_EQ(back.password, "pw");
+
+    EXPECT_THROW(split_credentials("nats://" + user + ":pw12@h/s"), InvalidInput);  // 1025 bytes
+    EXPECT_THROW(validate_broker_url("amqp://" + std::string(kMaxCredentials + 1, 'u') + "@h/"), InvalidInput);
+    EXPECT_THROW(credentials_from_secret("amqp://h/", std::string(kMaxCredentials + 1, 'u')), InvalidInput);
+    EXPECT_THROW(credentials_from_secret("amqp://h/", std::string(3 * kMaxCredentials + 2, 'u')), InvalidInput);
+}
+
+// Found by test/fuzz/broker_url_fuzz: a password typed with a '?' ended
+// the authority, and the rest was read as an unknown query parameter,
+// named (with the password) in the error.
+TEST(BrokerUrlCredentials, AQuestionMarkInAPasswordIsRefusedWithoutShowingIt) {
+    try {
+        validate_broker_url("nats://user:pass?word42@127.0.0.1:4222/events");
+        ADD_FAILURE() << "accepted";
+    } catch (const InvalidInput& e) {
+        EXPECT_EQ(std::string(e.what()).find("word42"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("%3F"), std::string::npos) << e.what();
+    }
+    // A query without a path still is one.
+    EXPECT_EQ(parse_broker_url("amqp://u:p@h?exchange=x").exchange, "x");
+    EXPECT_EQ(split_credentials("amqp://u:p@h?exchange=x").url, "amqp://h?exchange=x");
+    EXPECT_EQ(split_credentials("amqp://u:p@h?exchange=x").credentials.password, "p");
+}
+
 TEST(CredentialsSecret, RefusesWithoutEchoing) {
     for (std::string bad : {"", "a b:c", "user:pa@ss", "us/er:x", "x:%zz"}) {
         try {
@@ -256,7 +320,8 @@ TEST(CredentialsSecret, RefusesWithoutEchoing) {
 TEST(BrokerProtocols, BuiltInOrRefused) {
     const std::pair<const char*, const char*> urls[] = {
         {"nats", "nats://127.0.0.1/s"}, {"nats", "tls://h.example.com/s"}, {"amqp", "amqp://127.0.0.1/"},
-        {"amqp", "amqps://h.example.com/"}, {"redis", "redis://127.0.0.1/s"}};
+        {"amqp", "amqps://h.example.com/"}, {"redis", "redis://127.0.0.1/s"}, {"kafka", "kafka://127.0.0.1/t"},
+        {"kafka", "kafkas://h.example.com/t"}};
     std::string listed;
     for (const Protocol& p : protocols())
         if (p.built_in) listed += std::string(listed.empty() ? "" : ", ") + p.name;

@@ -53,4 +53,8 @@ TEST(EndpointUrl, Redaction) {
     EXPECT_EQ(redact_url("https://host/path@x"), "https://host/path@x");
     EXPECT_EQ(redact_url("amqp://guest:guest@127.0.0.1:5672/vhost"), "amqp://***@127.0.0.1:5672/vhost");
     EXPECT_EQ(redact_url("no-scheme:secret@host"), "***@host");
+    // A password with a '#' or '?' (not percent-encoded) ends the authority
+    // for a URL parser; it must not show in the error about that URL.
+    EXPECT_EQ(redact_url("nats://user:secret#password@127.0.0.1/s"), "nats://***@127.0.0.1/s");
+    EXPECT_EQ(redact_url("https://user:pass?word@host/hook"), "https://***@host/hook");
 }
