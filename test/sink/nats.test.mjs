@@ -105,6 +105,7 @@ test('3-node cluster, replicas 3: a node killed mid-stream and brought back; eve
     const perKey = 50;
     let sentCount = 0;
     let resends = 0;
+    const errors = new Set();
     let killed = false;
     let restarted = false;
     // As the worker does: a key's next event only after the previous one
@@ -116,6 +117,7 @@ test('3-node cluster, replicas 3: a node killed mid-stream and brought back; eve
           const o = await sink.send({ id, key: `k${k}`, payload: JSON.stringify({ k, i }), timeout: 2000 });
           if (o.acked) break;
           resends++;
+          errors.add(String(o.error).slice(0, 80));
           await new Promise((r) => setTimeout(r, 100));
         }
         sentCount++;
@@ -135,13 +137,22 @@ test('3-node cluster, replicas 3: a node killed mid-stream and brought back; eve
 
     const messages = await natsStreamMessages(cluster, 'CLUSTER');
     const ids = messages.map((m) => m.id);
-    assert.equal(new Set(ids).size, ids.length, 'no event stored twice');
-    assert.equal(ids.length, keys * perKey, 'every event stored');
+    // What went wrong, by name, when something did: which events twice,
+    // which missing, which key out of order, and what the sink was told.
+    const seen = new Map();
+    for (const m of messages) seen.set(m.id, (seen.get(m.id) ?? 0) + 1);
+    const twice = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+    const expected = Array.from({ length: keys * perKey }, (_, j) => eventId(100000 + Math.floor(j / perKey) * 1000 + (j % perKey)));
+    const missing = expected.filter((id) => !seen.has(id));
+    console.log(`# cluster: ${keys * perKey} events, ${resends} failed attempts resent; ${messages.length} stored, ` +
+                `${twice.length} twice, ${missing.length} missing; errors seen: ${[...errors].slice(0, 5).join(' | ')}`);
+    assert.deepEqual(twice, [], 'no event stored twice');
+    assert.deepEqual(missing, [], 'every event stored');
+    assert.equal(ids.length, keys * perKey, 'every event stored once');
     for (let k = 0; k < keys; k++) {
       const order = messages.filter((m) => m.subject === `c.k${k}`).map((m) => JSON.parse(m.payload).i);
       assert.deepEqual(order, Array.from({ length: perKey }, (_, i) => i), `key k${k} in order`);
     }
-    console.log(`# cluster: ${keys * perKey} events, ${resends} failed attempts resent, stored once each`);
   } finally {
     await cluster.stop();
   }
