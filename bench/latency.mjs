@@ -108,7 +108,20 @@ async function idleCpu(admin, settleS, seconds, log) {
   return { processes: pids.length, seconds, cpuMs, coreShare: cpuMs / (seconds * 1000) };
 }
 
+// A changed outbox.url reaches the workers with the postmaster's SIGHUP, a
+// moment after pg_reload_conf() returns: an event committed in that moment
+// goes to the old URL (delivered there, not lost). Probe until one arrives.
+async function untilReceiving(receiver, db, system) {
+  for (let i = 0; i < 50; i++) {
+    receiver.reset();
+    const { commits } = await produce(db, system, 1, 0, 10_000);
+    if (await waitReceived(receiver, [...commits.keys()], 200) === 0) return;
+  }
+  throw new Error(`${system}: no probe event arrived at the receiver in 50 tries`);
+}
+
 async function warmUp(receiver, db, system) {
+  if (system === 'outbox') await untilReceiving(receiver, db, system);
   receiver.reset();
   const { commits } = await produce(db, system, 20, 20, 10_000);
   const missing = await waitReceived(receiver, [...commits.keys()], 15_000);
