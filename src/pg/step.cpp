@@ -30,7 +30,17 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr auto kFlushDelay = milliseconds(5);  // longest a finished result waits to be recorded
+// Longest a finished result waits to be recorded. Long enough that at a
+// moderate rate (100 events/s: a commit every 10 ms) results ride with the
+// next commit's dispatch instead of a transaction of their own, which was
+// half the worker's CPU at that rate (docs/performance-round-three.md);
+// short enough that outbox.deliveries and outbox.stats trail by no more
+// than a blink. A crash loses at most this much of results, and those
+// deliveries are sent again (at least once).
+constexpr auto kFlushDelay = milliseconds(25);
+// A keyed result that a delivery of its key may be parked behind waits
+// less while other requests are in flight (at once when none are).
+constexpr auto kKeyedFlushDelay = milliseconds(5);
 
 MemoryContext make_query_context() {
     return pg_call([] {
@@ -59,20 +69,29 @@ Step::Step(int slot, const Settings& settings, Holdings& holdings, core::Agenda&
 // Results wait up to kFlushDelay to be written together, usually with
 // the next commit's dispatch and claim: at a moderate rate that is one
 // transaction per event instead of two. A keyed result is written as
-// soon as the worker is idle if the next delivery of its key may be
-// parked until then: if a delivery was parked (by any backend of the
-// database) since the keyed delivery was made (shmem.hpp, note_parked).
+// soon as the worker is idle (within kKeyedFlushDelay when it is not) if
+// the next delivery of its key may be parked until then: if a delivery
+// was parked (by any backend of the database) since the keyed delivery
+// was made (shmem.hpp, note_parked).
 bool Step::should_flush() const {
     const Results& results = holdings_.results;
     if (results.finished.empty()) return false;
-    return results.finished.size() >= static_cast<std::size_t>(settings_.batch_size) ||
-           (holdings_.in_flight.empty() && results.keyed() && last_parked_at() >= results.keyed_since) ||
-           Clock::now() - results.oldest >= kFlushDelay;
+    auto age = Clock::now() - results.oldest;
+    return results.finished.size() >= static_cast<std::size_t>(settings_.batch_size) || age >= kFlushDelay ||
+           (unparks() && (holdings_.in_flight.empty() || age >= kKeyedFlushDelay));
+}
+
+// A result waiting to be recorded is of a keyed delivery, and a delivery
+// was parked since it was made: the next of its key may wait for it.
+bool Step::unparks() const {
+    const Results& results = holdings_.results;
+    return results.keyed() && last_parked_at() >= results.keyed_since;
 }
 
 Clock::time_point Step::flush_by() const {
     const Results& results = holdings_.results;
-    return results.finished.empty() ? Clock::time_point::max() : results.oldest + kFlushDelay;
+    if (results.finished.empty()) return Clock::time_point::max();
+    return results.oldest + (unparks() ? kKeyedFlushDelay : kFlushDelay);
 }
 
 bool Step::due() {

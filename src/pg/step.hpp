@@ -58,6 +58,7 @@ public:
 private:
     struct Round;
     bool should_flush() const;
+    bool unparks() const;
     void transact(Round& r);
     void claim(Round& r, const ClaimPlan& plan, std::map<int32, int>& leased, int left_due);
     Done after_commit(Round& r);
