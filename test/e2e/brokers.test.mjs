@@ -121,7 +121,7 @@ describe('NATS JetStream, 3-node cluster', () => {
         // Stopped first (SIGSTOP), so that this round's messages are surely
         // in flight, unanswered, when it dies.
         victim = connectedNode(nats.nodes);
-        victim.pause();
+        await victim.pause();
       }
       ids.push(...await enqueueKeyed('nats.order', keys, n, n + 1));
       if (n === perKey / 4) {

@@ -156,7 +156,7 @@ describe('the order saga', () => {
     // Killed while it holds back the answer to a charge it has made: the
     // charge took effect, its delivery will die without an answer, and its
     // saga must refund it.
-    const lateCharges = () => serviceLog(dir, 'payment').filter((l) => l.late && l.op === 'charge');
+    const lateCharges = () => serviceLog(dir, 'payment').filter((l) => l.late && l.op === 'charge' && l.effect);
     const lateBefore = lateCharges().length;
     const caught = await waitFor(() => lateCharges()[lateBefore], { timeout: 60000, message: 'a charge answered late' });
     const killedAt = new Date();

@@ -151,7 +151,22 @@ class Broker {
 
   stop({ timeout = 15000 } = {}) { return this.#signalAndWait('SIGTERM', timeout); }
   kill() { return this.#signalAndWait('SIGKILL', 5000); }
-  pause() { if (this.child) killGroup(this.child, 'SIGSTOP'); }
+  // Resolves once the kernel shows the broker stopped (state T in
+  // /proc/PID/stat): kill(2) only queues SIGSTOP, and a message sent in
+  // the moment before it takes effect would be answered.
+  async pause() {
+    const child = this.child;
+    if (!child) throw new Error(`${this.name} is not running`);
+    killGroup(child, 'SIGSTOP');
+    await waitFor(() => {
+      try {
+        // The state follows the command, which is in parentheses and may hold spaces.
+        return fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T');
+      } catch {
+        return true;  // gone: answers nothing either
+      }
+    }, { timeout: 5000, interval: 5, message: `${this.name} to stop (SIGSTOP)` });
+  }
   resume() { if (this.child) killGroup(this.child, 'SIGCONT'); }
 
   async restart(options) {

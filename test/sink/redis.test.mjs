@@ -82,7 +82,7 @@ test('a server lost with messages in flight fails them; after its restart, messa
 test('a message with no reply in time fails with a timeout; the sink stays usable', async () => {
   const sink = new SinkTool(`${redis.url}/slow`, { credentials });
   assert.equal((await sink.send({ id: eventId(4000) })).acked, true);
-  redis.pause();
+  await redis.pause();
   const o = await sink.send({ id: eventId(4001), timeout: 300 });
   redis.resume();
   assert.deepEqual([o.acked, o.status], [false, 0]);

@@ -118,7 +118,7 @@ export class SinkTool {
 // the three and of the one acknowledged after the restart. `afterStart`
 // runs once the broker is back (e.g. to declare what a consumer would).
 export async function loseBrokerMidStream(broker, sink, firstId, { startTimeout = 30000, afterStart } = {}) {
-  broker.pause();
+  await broker.pause();
   const inFlight = [1, 2, 3].map((i) => sink.send({ id: eventId(firstId + i), timeout: 30000 }));
   await new Promise((r) => setTimeout(r, 200));
   await broker.kill();
