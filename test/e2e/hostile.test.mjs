@@ -17,7 +17,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { startCluster, waitFor } from '../lib/cluster.mjs';
 import { commitEvents, cpuSeconds, createHostileEndpoints, latencySummary, privateKiB, sampleMemory,
-         startHostilePeers } from '../lib/hostile.mjs';
+         sampleStates, startHostilePeers } from '../lib/hostile.mjs';
 import { startSink, TEST_SECRET } from '../lib/sink.mjs';
 
 const EVENTS = Number(process.env.OUTBOX_HOSTILE_EVENTS || 200);  // per phase
@@ -97,6 +97,8 @@ describe('hostile peers beside a healthy endpoint', () => {
   test('beside the hostile set: the server\'s processes survive', { timeout: 300000 }, async (t) => {
     assert.ok(alone, 'the healthy endpoint was measured alone first');
     const sampler = sampleMemory(workers[0]);
+    const watcher = await cluster.client();  // one connection for the samples, not one each
+    const states = sampleStates(workers[0], (sql, params) => watcher.query(sql, params));
     const started = Date.now();
     const cpuBefore = cpuSeconds(workers[0]);
     let commits;
@@ -114,6 +116,8 @@ describe('hostile peers beside a healthy endpoint', () => {
         .catch((err) => t.diagnostic(err.message));
     } finally {
       run.memory = sampler.stop();
+      run.stuck = states.stop();
+      await watcher.end();
       const cpuAfter = cpuSeconds(workers[0]);
       run.cpu = cpuAfter === null ? NaN : cpuAfter - cpuBefore;  // NaN: the worker is gone
     }
@@ -182,6 +186,15 @@ describe('hostile peers beside a healthy endpoint', () => {
       ORDER BY d.finished_at - e.created_at DESC LIMIT 3`, [beside.ids])).rows;
     t.diagnostic(`slowest healthy deliveries (ms to dispatch / to start / request): ${
       slow.map((r) => `${r.dispatch_ms}/${r.start_ms}/${r.request_ms}`).join(', ')}`);
+    // The worker's longest unchanged states while the peers ran (a stall
+    // shows here as one long stretch: its wait, or the kernel function it
+    // sleeps in), and what the server logged of locks and vacuums.
+    t.diagnostic(`the worker's longest unchanged states: ${
+      run.stuck.map((r) => `${Math.round(r.ms)} ms ${r.what}`).join(' | ')}`);
+    if (!(beside.p99 < alone.p99 + 500)) {
+      for (const line of cluster.log().split('\n').filter((l) => /still waiting|acquired|vacuum|canceling|outbox worker/i.test(l)).slice(-30))
+        t.diagnostic(`log: ${line}`);
+    }
     assert.deepEqual(rows[0], { first_time: EVENTS, n: EVENTS }, 'every event delivered at the first attempt');
     assert.equal(Number(stats.failed_attempts), 0, 'no failed attempt at the healthy endpoint');
     for (const id of beside.ids) {

@@ -474,6 +474,57 @@ export function sampleMemory(pid, { intervalMs = 100 } = {}) {
   };
 }
 
+// What a process was doing, sampled every `intervalMs` until stop(): the
+// kernel's view (/proc/PID: state, wchan: where it sleeps) and, through
+// `query`, PostgreSQL's (pg_stat_activity: state, wait event, when its
+// transaction began). stop() returns the longest stretches in which
+// nothing of that changed, longest first: where a stalled worker was
+// stuck, should the healthy endpoint's latency say it was.
+export function sampleStates(pid, query, { intervalMs = 20, keep = 3 } = {}) {
+  const runs = [];
+  let current = null;
+  let pending = false;
+  let pgView = '';
+  const kernelView = () => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '');
+      return `${stat[0]} in ${fs.readFileSync(`/proc/${pid}/wchan`, 'utf8') || 'user space'}`;
+    } catch {
+      return 'gone';
+    }
+  };
+  const close = (at) => {
+    if (current) runs.push({ what: current.what, ms: at - current.since });
+    current = null;
+  };
+  const take = () => {
+    const now = performance.now();
+    const what = `${kernelView()}; ${pgView}`;
+    if (current?.what !== what) {
+      close(now);
+      current = { what, since: now };
+    }
+    if (pending) return;
+    pending = true;
+    query(`SELECT state, wait_event_type, wait_event, xact_start FROM pg_stat_activity WHERE pid = $1`, [pid])
+      .then(({ rows: [r] }) => {
+        pgView = r ? `${r.state}, wait ${r.wait_event_type ?? '-'}:${r.wait_event ?? '-'}` +
+                     `${r.xact_start ? `, transaction from ${r.xact_start.toISOString().slice(11, 23)}` : ''}` : 'no row';
+      })
+      .catch(() => { pgView = 'unknown'; })
+      .finally(() => { pending = false; });
+  };
+  take();
+  const timer = setInterval(take, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      close(performance.now());
+      return runs.sort((a, b) => b.ms - a.ms).slice(0, keep);
+    },
+  };
+}
+
 // Creates an endpoint for each peer, subscribed to `topics`; each delivery
 // gets `maxAttempts` attempts of at most `timeout`.
 export async function createHostileEndpoints(query, peers, { topics = '{*}', maxAttempts = 1, timeout = '1s' } = {}) {
