@@ -2,7 +2,8 @@
 // is still running when the harness exits is ended (bench/run.sh ends the
 // rest by pid).
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
+
+import { procStat } from '../../test/lib/proc.mjs';
 
 const running = new Set();
 
@@ -87,13 +88,8 @@ const clkTck = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim(
 export function cpuTicks(pids) {
   const out = {};
   for (const pid of pids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[pid] = Number(fields[11]) + Number(fields[12]);  // utime, stime (fields 14, 15)
-    } catch {
-      out[pid] = NaN;
-    }
+    const fields = procStat(pid);
+    out[pid] = fields ? Number(fields[11]) + Number(fields[12]) : NaN;  // utime, stime (fields 14, 15)
   }
   return out;
 }

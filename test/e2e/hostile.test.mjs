@@ -186,12 +186,19 @@ describe('hostile peers beside a healthy endpoint', () => {
       ORDER BY d.finished_at - e.created_at DESC LIMIT 3`, [beside.ids])).rows;
     t.diagnostic(`slowest healthy deliveries (ms to dispatch / to start / request): ${
       slow.map((r) => `${r.dispatch_ms}/${r.start_ms}/${r.request_ms}`).join(', ')}`);
+    // Not blocked: a worker that waits on a peer (a stalled handshake, a
+    // silent server) holds every delivery for the 2 s connect or request
+    // timeout. The bound is a quarter of that, not issue 22's 100 ms:
+    // tests do not assert on wall-clock speed, and the worker is busy with
+    // 39 peers' bytes on a shared 2-core machine (here p99 55–93 ms, CI's
+    // once 130 ms). bench/hostile.mjs reports the figure against 100 ms.
+    const unblocked = beside.p99 < alone.p99 + 500;
     // The worker's longest unchanged states while the peers ran (a stall
     // shows here as one long stretch: its wait, or the kernel function it
     // sleeps in), and what the server logged of locks and vacuums.
     t.diagnostic(`the worker's longest unchanged states: ${
       run.stuck.map((r) => `${Math.round(r.ms)} ms ${r.what}`).join(' | ')}`);
-    if (!(beside.p99 < alone.p99 + 500)) {
+    if (!unblocked) {
       for (const line of cluster.log().split('\n').filter((l) => /still waiting|acquired|vacuum|canceling|outbox worker/i.test(l)).slice(-30))
         t.diagnostic(`log: ${line}`);
     }
@@ -202,13 +209,7 @@ describe('hostile peers beside a healthy endpoint', () => {
       assert.equal(got.length, 1, `event ${id} arrived ${got.length} times`);
       assert.equal(got[0].verified, true, 'signed');
     }
-    // Not blocked: a worker that waits on a peer (a stalled handshake, a
-    // silent server) holds every delivery for the 2 s connect or request
-    // timeout. The bound is a quarter of that, not issue 22's 100 ms:
-    // tests do not assert on wall-clock speed, and the worker is busy with
-    // 39 peers' bytes on a shared 2-core machine (here p99 55–93 ms, CI's
-    // once 130 ms). bench/hostile.mjs reports the figure against 100 ms.
-    assert.ok(beside.p99 < alone.p99 + 500,
+    assert.ok(unblocked,
               `commit-to-2xx p99 beside the hostile set ${fmt(beside.p99)} ms, alone ${fmt(alone.p99)} ms`);
   });
 

@@ -24,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { waitFor } from './cluster.mjs';
+import { procStat, processGroup } from './proc.mjs';
 
 export { waitFor };
 
@@ -151,21 +152,16 @@ class Broker {
 
   stop({ timeout = 15000 } = {}) { return this.#signalAndWait('SIGTERM', timeout); }
   kill() { return this.#signalAndWait('SIGKILL', 5000); }
-  // Resolves once the kernel shows the broker stopped (state T in
-  // /proc/PID/stat): kill(2) only queues SIGSTOP, and a message sent in
-  // the moment before it takes effect would be answered.
+  // Resolves once the kernel shows every process of the broker's group
+  // stopped (state T; rabbitmq-server's beam.smp is the one that answers):
+  // kill(2) only queues SIGSTOP, and a message sent in the moment before it
+  // takes effect would be answered. A process gone answers nothing either.
   async pause() {
     const child = this.child;
     if (!child) throw new Error(`${this.name} is not running`);
     killGroup(child, 'SIGSTOP');
-    await waitFor(() => {
-      try {
-        // The state follows the command, which is in parentheses and may hold spaces.
-        return fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T');
-      } catch {
-        return true;  // gone: answers nothing either
-      }
-    }, { timeout: 5000, interval: 5, message: `${this.name} to stop (SIGSTOP)` });
+    await waitFor(() => processGroup(child.pid).every((pid) => (procStat(pid)?.[0] ?? 'T') === 'T'),
+                  { timeout: 5000, interval: 5, message: `${this.name} to stop (SIGSTOP)` });
   }
   resume() { if (this.child) killGroup(this.child, 'SIGCONT'); }
 

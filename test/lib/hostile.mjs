@@ -22,6 +22,8 @@ import net from 'node:net';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
+import { procStat } from './proc.mjs';
+
 const MiB = 1024 * 1024;
 
 // Writes what `next()` returns (a Buffer, or null when done) while the
@@ -447,12 +449,8 @@ export function privateKiB(pid) {
 
 // CPU time a process used (user + system), in seconds; null when gone.
 export function cpuSeconds(pid) {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return null;
-  }
+  const fields = procStat(pid);
+  return fields && (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in clock ticks (USER_HZ 100)
 }
 
 // Samples privateKiB(pid) every `intervalMs` until stop(), which returns
@@ -487,8 +485,7 @@ export function sampleStates(pid, query, { intervalMs = 20, keep = 3 } = {}) {
   let pgView = '';
   const kernelView = () => {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '');
-      return `${stat[0]} in ${fs.readFileSync(`/proc/${pid}/wchan`, 'utf8') || 'user space'}`;
+      return `${procStat(pid)[0]} in ${fs.readFileSync(`/proc/${pid}/wchan`, 'utf8') || 'user space'}`;
     } catch {
       return 'gone';
     }
