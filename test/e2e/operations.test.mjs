@@ -66,8 +66,12 @@ describe('operations', () => {
 
     answers.shop = 500;
     const failing = await enqueue('order.failed', 1);
-    await waitFor(async () => Number((await stats('shop')).failed_attempts) === 2, { message: 'two failed attempts counted' });
-    const f = await stats('shop');
+    // The attempt is counted when it ends; its delivery's death when the
+    // result is written, up to 25 ms later (outbox.stats trails by that).
+    const f = await waitFor(async () => {
+      const now = await stats('shop');
+      return Number(now.failed_attempts) === 2 && Number(now.dead) === 1 && now;
+    }, { message: 'two failed attempts counted, and the delivery dead' });
     assert.equal(f.consecutive_failures, 2);
     assert.ok(f.last_failure_at instanceof Date);
     assert.equal(Number(f.dead), 1);
